@@ -1,0 +1,121 @@
+"""Load the verified models once and run them: one backbone pass gives every head's output.
+
+TensorFlow is imported here and nowhere in the GUI, so the window can open before it loads.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from core import errors
+from core.manifest import Manifest, read_manifest, verified_path
+from core.models import BONE_TYPE_CLASSES, BONES, build_backbone, load_backbone_weights, load_head
+
+
+@dataclass(frozen=True)
+class RawOutput:
+    """Outputs of one forward pass: bone-type probabilities and each bone's fracture probability."""
+
+    bone_probabilities: dict[str, float]
+    fracture_probabilities: dict[str, float]
+
+
+class Engine:
+    """The loaded backbone and heads, with a traced inference function and Grad-CAM."""
+
+    def __init__(self, manifest: Manifest) -> None:
+        import tensorflow as tf
+
+        self.manifest = manifest
+        size = manifest.input_size
+        backbone_path = verified_path(manifest, manifest.backbone)
+        head_paths = [verified_path(manifest, manifest.bone_type)] + [
+            verified_path(manifest, manifest.fracture[bone]) for bone in BONES
+        ]
+        self.backbone = build_backbone(size, init="none")
+        load_backbone_weights(self.backbone, backbone_path)
+        bone_kernel, bone_bias = load_head(head_paths[0], len(BONE_TYPE_CLASSES))
+        fracture = [load_head(path, 1) for path in head_paths[1:]]
+        self._bone_kernel = tf.constant(bone_kernel)
+        self._bone_bias = tf.constant(bone_bias)
+        self._fracture_kernel = tf.constant(np.concatenate([k for k, _ in fracture], axis=1))
+        self._fracture_bias = tf.constant(np.concatenate([b for _, b in fracture], axis=0))
+        signature = [tf.TensorSpec([None, size, size, 3], tf.float32)]
+        self._infer = tf.function(self._forward, input_signature=signature, reduce_retracing=True)
+        self._gradcam = tf.function(self._gradcam_maps, input_signature=signature)
+
+    def _heads(self, feature_map):
+        import tensorflow as tf
+
+        pooled = tf.reduce_mean(feature_map, axis=[1, 2])
+        bone = tf.nn.softmax(tf.matmul(pooled, self._bone_kernel) + self._bone_bias)
+        fracture_logits = tf.matmul(pooled, self._fracture_kernel) + self._fracture_bias
+        return bone, fracture_logits
+
+    def _forward(self, images):
+        import tensorflow as tf
+
+        bone, fracture_logits = self._heads(self.backbone(images, training=False))
+        return bone, tf.sigmoid(fracture_logits)
+
+    def _gradcam_maps(self, images):
+        """Grad-CAM maps (one per bone's fracture head) over the last convolutional block."""
+        import tensorflow as tf
+
+        feature_map = self.backbone(images, training=False)
+        maps = []
+        for index in range(len(BONES)):
+            with tf.GradientTape() as tape:
+                tape.watch(feature_map)
+                _, logits = self._heads(feature_map)
+                target = logits[:, index]
+            gradients = tape.gradient(target, feature_map)
+            weights = tf.reduce_mean(gradients, axis=[1, 2], keepdims=True)
+            maps.append(tf.nn.relu(tf.reduce_sum(weights * feature_map, axis=-1)))
+        return tf.stack(maps, axis=1)
+
+    def run(self, batch: np.ndarray) -> list[RawOutput]:
+        """Run the models on preprocessed images of shape (n, size, size, 3)."""
+        bone, fracture = self._infer(np.asarray(batch, dtype=np.float32))
+        bone, fracture = bone.numpy(), fracture.numpy()
+        return [
+            RawOutput(
+                bone_probabilities=dict(zip(BONE_TYPE_CLASSES, map(float, bone[i]), strict=True)),
+                fracture_probabilities=dict(zip(BONES, map(float, fracture[i]), strict=True)),
+            )
+            for i in range(len(bone))
+        ]
+
+    def gradcam(self, image: np.ndarray, bone: str) -> np.ndarray:
+        """Grad-CAM for `bone`'s fracture head on one preprocessed image, scaled to [0, 1]."""
+        maps = self._gradcam(np.asarray(image, dtype=np.float32)[None])
+        heat = maps.numpy()[0, BONES.index(bone)]
+        top = float(heat.max())
+        return (heat / top if top > 0 else heat).astype(np.float32)
+
+
+_engines: dict[Path, Engine] = {}
+_lock = threading.Lock()
+
+
+def get_engine(weights_dir: Path | str | None = None) -> Engine:
+    """The engine for a weights folder, loaded lazily and once (thread-safe)."""
+    manifest = read_manifest(weights_dir) if weights_dir else read_manifest()
+    key = manifest.folder.resolve()
+    with _lock:
+        if key not in _engines:
+            _engines[key] = Engine(manifest)
+        return _engines[key]
+
+
+def clear_cache() -> None:
+    """Forget loaded engines (tests, or after new weights were written)."""
+    with _lock:
+        _engines.clear()
+
+
+__all__ = ["Engine", "RawOutput", "get_engine", "clear_cache", "errors"]

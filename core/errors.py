@@ -1,0 +1,89 @@
+"""Typed errors that carry a message a clinician understands and what to do next."""
+
+from __future__ import annotations
+
+
+class TriageError(Exception):
+    """Base of every expected failure; `str(error)` is safe to show to a user."""
+
+    title = "Something went wrong"
+
+    def __init__(self, message: str, advice: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.advice = advice
+
+    def __str__(self) -> str:
+        return f"{self.message} {self.advice}".strip()
+
+
+class ImageReadError(TriageError):
+    """The file could not be read as an X-ray image."""
+
+    title = "Cannot open this image"
+
+
+class FileMissingError(ImageReadError):
+    """The path does not exist."""
+
+
+class NotAFileError(ImageReadError):
+    """The path is a folder or another non-file."""
+
+
+class EmptyFileError(ImageReadError):
+    """The file has zero bytes."""
+
+
+class UnsupportedFormatError(ImageReadError):
+    """The file is not an image format we read (e.g. a PDF or text renamed .png)."""
+
+
+class CorruptImageError(ImageReadError):
+    """The file looks like an image but is truncated or damaged."""
+
+
+class EmptyImageError(ImageReadError):
+    """The image has no pixels, or too few to be an X-ray."""
+
+
+class ImageTooLargeError(ImageReadError):
+    """The image is absurdly large (a possible decompression bomb)."""
+
+
+class NotAnXrayError(ImageReadError):
+    """The image is clearly a colour photograph, not a radiograph."""
+
+
+class MultiFrameDicomError(ImageReadError):
+    """A DICOM file holding several frames (e.g. a cine loop or a multi-frame series)."""
+
+
+class DicomNoPixelDataError(ImageReadError):
+    """A DICOM file without an image in it (e.g. a structured report)."""
+
+
+class ModelError(TriageError):
+    """The model files cannot be used."""
+
+    title = "The analysis models are not available"
+
+
+class WeightsFolderMissingError(ModelError):
+    """The weights folder does not exist."""
+
+
+class ManifestError(ModelError):
+    """The weights manifest is missing or unreadable."""
+
+
+class ModelFileMissingError(ModelError):
+    """A model file listed in the manifest is missing."""
+
+
+class ChecksumMismatchError(ModelError):
+    """A model file does not match the checksum in the manifest."""
+
+
+class InvalidModelFileError(ModelError):
+    """A file listed as a model is not a model of the expected shape."""
