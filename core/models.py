@@ -44,10 +44,12 @@ def build_training_model(backbone, dropout: float = 0.3):
 
     pooled = keras.layers.GlobalAveragePooling2D(name="pool")(backbone.output)
     dropped = keras.layers.Dropout(dropout, name="head_dropout")(pooled)
-    bone_type = keras.layers.Dense(len(BONE_TYPE_CLASSES), activation="softmax", name="bone_type")(
+    bone_type = keras.layers.Dense(
+        len(BONE_TYPE_CLASSES), activation="softmax", name="bone_type", dtype="float32"
+    )(dropped)
+    fracture = keras.layers.Dense(1, activation="sigmoid", name="fracture", dtype="float32")(
         dropped
     )
-    fracture = keras.layers.Dense(1, activation="sigmoid", name="fracture")(dropped)
     return keras.Model(backbone.input, {"bone_type": bone_type, "fracture": fracture})
 
 
