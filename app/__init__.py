@@ -1,0 +1,1 @@
+"""The desktop window: widgets, the worker thread, and screen capture per platform."""

@@ -1,0 +1,51 @@
+"""The text of the information window: use, training data, measured accuracy, limits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from core.errors import ModelError
+from core.manifest import read_manifest
+
+USE = (
+    "How to use\n"
+    "1. Upload Image (Ctrl+O): choose an elbow, hand or shoulder X-ray (PNG, JPEG, BMP, TIFF or "
+    "DICOM). Upload Study selects 1-3 views of one study.\n"
+    "2. Predict (Enter): the tool finds the bone type, then runs that bone's fracture model.\n"
+    "3. Show heatmap: highlights the regions that drove the fracture decision (Grad-CAM).\n"
+    "4. Save Result (Ctrl+S): saves a screenshot of this window as PNG."
+)
+LIMITS = (
+    "Limits\n"
+    "This tool supports, and does not replace, a radiologist. Every result shows the model's "
+    "confidence; a 'Normal' result does not rule out a fracture. Images that are not recognised "
+    "as an elbow, hand or shoulder X-ray get no verdict. In MURA-trained models 'positive' means "
+    "abnormal, which includes fractures but also hardware, arthritis and other findings."
+)
+
+
+def info_text(weights_dir: str | Path | None = None) -> str:
+    """Full text of the info window, with the model card read from the weights manifest."""
+    return "\n\n".join([USE, models_text(weights_dir), LIMITS])
+
+
+def models_text(weights_dir: str | Path | None = None) -> str:
+    """What the models were trained on and how well they measured, from the manifest."""
+    try:
+        manifest = read_manifest(weights_dir) if weights_dir else read_manifest()
+    except ModelError as error:
+        return f"Models\nThe models are not available: {error}"
+    card = manifest.card
+    lines = ["Models"]
+    if card.get("summary"):
+        lines.append(card["summary"])
+    for line in card.get("metrics_summary", []):
+        lines.append(f"  {line}")
+    if card.get("attribution"):
+        lines.append(f"Data: {card['attribution']}")
+    versions = ", ".join(
+        f"{entry.name} {entry.version}"
+        for entry in (manifest.backbone, manifest.bone_type, *manifest.fracture.values())
+    )
+    lines.append(f"Model versions: {versions}")
+    return "\n".join(lines)

@@ -1,0 +1,409 @@
+"""The main window: upload an X-ray, predict off the UI thread, show and save the result."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from pathlib import Path
+from tkinter import filedialog, messagebox
+
+import customtkinter as ctk
+from PIL import Image
+
+from app.capture import save_screenshot
+from app.formatting import DISCLAIMER, default_screenshot_name, describe
+from app.info import info_text
+from app.worker import Worker
+from core.errors import ModelError, TriageError
+from core.imaging import read_xray
+from core.manifest import DEFAULT_WEIGHTS, read_manifest
+
+ROOT = Path(__file__).resolve().parent.parent
+IMAGES = ROOT / "images"
+SAMPLES = ROOT / "test"
+PREVIEW_HEIGHT = 256
+PREVIEW_MAX_WIDTH = 480
+FILE_TYPES = [
+    ("X-ray images", "*.png *.jpg *.jpeg *.bmp *.tif *.tiff *.dcm *.dicom"),
+    ("PNG", "*.png"),
+    ("JPEG", "*.jpg *.jpeg"),
+    ("BMP", "*.bmp"),
+    ("TIFF", "*.tif *.tiff"),
+    ("DICOM", "*.dcm *.dicom"),
+    ("All files", "*"),
+]
+MISSING_WEIGHTS = (
+    "The analysis models are missing or damaged, so Predict is unavailable. "
+    "Get the 'weights' folder from the project again (see README, 'Default weights')."
+)
+
+
+class FractureApp(ctk.CTk):
+    """The Bone Fracture Detection window."""
+
+    def __init__(self, weights_dir: str | Path | None = None) -> None:
+        super().__init__()
+        self.weights_dir = Path(weights_dir) if weights_dir else DEFAULT_WEIGHTS
+        self.worker = Worker()
+        self.paths: list[Path] = []
+        self.gray = None  # the decoded image shown in the preview
+        self.result = None
+        self.overlay_image: Image.Image | None = None
+        self.models_ready = False
+        self.title("Bone Fracture Detection")
+        self.geometry("860x560")
+        self.minsize(720, 500)
+        self._set_icon()
+        self._build()
+        self._bind_keys()
+        self.after(50, self._poll)
+        self._check_weights()
+
+    # ------------------------------------------------------------------ layout
+
+    def _set_icon(self) -> None:
+        try:
+            from PIL import ImageTk
+
+            self._icon = ImageTk.PhotoImage(Image.open(IMAGES / "icon.png"))
+            self.iconphoto(True, self._icon)
+        except Exception:  # noqa: BLE001 - a missing icon must not stop the app
+            pass
+
+    def _build(self) -> None:
+        self.grid_columnconfigure(0, weight=3)
+        self.grid_columnconfigure(1, weight=2)
+        self.grid_rowconfigure(2, weight=1)
+
+        header = ctk.CTkFrame(self, corner_radius=0)
+        header.grid(row=0, column=0, columnspan=2, sticky="ew")
+        header.grid_columnconfigure(0, weight=1)
+        ctk.CTkLabel(
+            header, text="Bone Fracture Detection", font=ctk.CTkFont(size=22, weight="bold")
+        ).grid(row=0, column=0, padx=16, pady=10, sticky="w")
+        self.info_button = ctk.CTkButton(header, text="About", width=90, command=self.show_about)
+        self.info_button.grid(row=0, column=1, padx=16, pady=10)
+
+        self.banner = ctk.CTkLabel(
+            self, text="", text_color="white", fg_color="#b71c1c", wraplength=800, corner_radius=6
+        )
+
+        preview = ctk.CTkFrame(self)
+        preview.grid(row=2, column=0, padx=(16, 8), pady=12, sticky="nsew")
+        preview.grid_columnconfigure(0, weight=1)
+        preview.grid_rowconfigure(0, weight=1)
+        self.image_label = ctk.CTkLabel(preview, text="")
+        self.image_label.grid(row=0, column=0, padx=10, pady=(10, 4))
+        self.file_label = ctk.CTkLabel(preview, text="No image loaded", wraplength=420)
+        self.file_label.grid(row=1, column=0, padx=10, pady=(0, 10))
+        self._show_preview(Image.open(IMAGES / "placeholder.png"))
+
+        side = ctk.CTkFrame(self)
+        side.grid(row=2, column=1, padx=(8, 16), pady=12, sticky="nsew")
+        side.grid_columnconfigure(0, weight=1)
+        self.upload_button = ctk.CTkButton(side, text="Upload Image", command=self.upload)
+        self.upload_button.grid(row=0, column=0, padx=12, pady=(12, 4), sticky="ew")
+        self.study_button = ctk.CTkButton(side, text="Upload Study", command=self.upload_study)
+        self.study_button.grid(row=1, column=0, padx=12, pady=4, sticky="ew")
+        self.predict_button = ctk.CTkButton(side, text="Predict", command=self.predict)
+        self.predict_button.grid(row=2, column=0, padx=12, pady=4, sticky="ew")
+        self.heatmap_switch = ctk.CTkSwitch(side, text="Show heatmap", command=self.toggle_heatmap)
+        self.heatmap_switch.grid(row=3, column=0, padx=12, pady=6, sticky="w")
+        self.progress = ctk.CTkProgressBar(side, mode="indeterminate")
+        self.status_label = ctk.CTkLabel(side, text="", wraplength=300)
+        self.status_label.grid(row=5, column=0, padx=12, pady=2, sticky="w")
+        self.type_label = ctk.CTkLabel(
+            side, text="", font=ctk.CTkFont(size=16), wraplength=300, justify="left"
+        )
+        self.type_label.grid(row=6, column=0, padx=12, pady=(10, 2), sticky="w")
+        self.result_label = ctk.CTkLabel(
+            side, text="", font=ctk.CTkFont(size=18, weight="bold"), wraplength=300, justify="left"
+        )
+        self.result_label.grid(row=7, column=0, padx=12, pady=2, sticky="w")
+        self.detail_label = ctk.CTkLabel(side, text="", wraplength=300, justify="left")
+        self.detail_label.grid(row=8, column=0, padx=12, pady=2, sticky="w")
+        self.save_button = ctk.CTkButton(side, text="Save Result", command=self.save_result)
+
+        ctk.CTkLabel(self, text=DISCLAIMER, font=ctk.CTkFont(size=12), wraplength=820).grid(
+            row=3, column=0, columnspan=2, padx=16, pady=(0, 10)
+        )
+
+    def _bind_keys(self) -> None:
+        self.bind("<Control-o>", lambda _event: self.upload())
+        self.bind("<Return>", lambda _event: self.predict())
+        self.bind("<KP_Enter>", lambda _event: self.predict())
+        self.bind("<Control-s>", lambda _event: self.save_result())
+
+    # ------------------------------------------------------------------ dialogs (patched in tests)
+
+    def ask_open_file(self) -> str:
+        """File dialog for one X-ray, starting in the sample folder."""
+        return filedialog.askopenfilename(
+            parent=self, title="Open an X-ray", initialdir=SAMPLES, filetypes=FILE_TYPES
+        )
+
+    def ask_open_files(self) -> tuple[str, ...]:
+        """File dialog for the 1-3 views of one study."""
+        return filedialog.askopenfilenames(
+            parent=self,
+            title="Open the views of one study",
+            initialdir=SAMPLES,
+            filetypes=FILE_TYPES,
+        )
+
+    def ask_save_file(self, default_name: str) -> str:
+        """Save dialog for the screenshot (asks before replacing an existing file)."""
+        return filedialog.asksaveasfilename(
+            parent=self,
+            title="Save result as PNG",
+            initialfile=default_name,
+            defaultextension=".png",
+            filetypes=[("PNG image", "*.png")],
+            confirmoverwrite=True,
+        )
+
+    def ask_replace(self, path: Path) -> bool:
+        """Second guard against silent overwrites."""
+        return messagebox.askyesno(
+            "Replace file?", f"'{path.name}' exists. Replace it?", parent=self
+        )
+
+    def show_error(self, title: str, message: str) -> None:
+        """An error dialog with what to do next."""
+        messagebox.showerror(title, message, parent=self)
+
+    def show_message(self, title: str, message: str) -> None:
+        """An information dialog."""
+        messagebox.showinfo(title, message, parent=self)
+
+    def show_about(self) -> None:
+        """The info window: use, training data, measured accuracy, limits."""
+        about = ctk.CTkToplevel(self)
+        about.title("About Bone Fracture Detection")
+        about.geometry("640x520")
+        box = ctk.CTkTextbox(about, wrap="word")
+        box.pack(fill="both", expand=True, padx=12, pady=12)
+        box.insert("1.0", info_text(self.weights_dir))
+        box.configure(state="disabled")
+        about.transient(self)
+        self.about_window = about
+
+    # ------------------------------------------------------------------ actions
+
+    def upload(self) -> None:
+        """Choose one X-ray and preview it."""
+        if self.worker.busy:
+            return
+        chosen = self.ask_open_file()
+        if chosen:
+            self._load([Path(chosen)])
+
+    def upload_study(self) -> None:
+        """Choose several views of one study and preview the first."""
+        if self.worker.busy:
+            return
+        chosen = self.ask_open_files()
+        if chosen:
+            self._load([Path(item) for item in chosen])
+
+    def _load(self, paths: list[Path]) -> None:
+        try:
+            gray = read_xray(paths[0])
+            for extra in paths[1:]:
+                read_xray(extra)
+        except TriageError as error:
+            self.show_error(error.title, str(error))
+            return
+        self.paths, self.gray, self.result, self.overlay_image = paths, gray, None, None
+        self._show_preview(Image.fromarray((gray * 255).astype("uint8")))
+        names = paths[0].name if len(paths) == 1 else f"Study: {', '.join(p.name for p in paths)}"
+        self.file_label.configure(text=names)
+        self._clear_result()
+
+    def predict(self) -> None:
+        """Run the two-stage prediction in the worker thread."""
+        if self.worker.busy:
+            return
+        if not self.paths:
+            self.show_message("No image", "Upload an X-ray first (Upload Image or Ctrl+O).")
+            return
+        paths, weights = list(self.paths), self.weights_dir
+
+        def job():
+            import predictions
+
+            if len(paths) == 1:
+                return predictions.analyze(paths[0], weights)
+            return predictions.analyze_study(paths, weights)
+
+        self._run(job, self._on_prediction, "Analysing the X-ray…")
+
+    def toggle_heatmap(self) -> None:
+        """Show the Grad-CAM overlay (computed once, when first asked for) or the plain image."""
+        if not self.heatmap_switch.get():
+            if self.gray is not None:
+                self._show_preview(Image.fromarray((self.gray * 255).astype("uint8")))
+            return
+        if self.result is None:
+            self.show_message(
+                "No result yet", "Press Predict first; the heatmap explains a result."
+            )
+            self.heatmap_switch.deselect()
+            return
+        if self.overlay_image is not None:
+            self._show_preview(self.overlay_image)
+            return
+        path, bone, weights = self.paths[0], self.result.bone, self.weights_dir
+
+        def job():
+            import predictions
+
+            return predictions.explain(path, bone, weights)
+
+        self._run(job, self._on_heatmap, "Computing the heatmap…")
+
+    def save_result(self) -> None:
+        """Save a screenshot of the whole window as PNG."""
+        if self.result is None or self.worker.busy:
+            return
+        chosen = self.ask_save_file(default_screenshot_name(self.result))
+        if not chosen:
+            return
+        path = Path(chosen)
+        if path.suffix.lower() != ".png":
+            path = path.with_suffix(".png")
+        if path.exists() and not self.ask_replace(path):
+            return
+        self.lift()
+        self.update()
+        try:
+            save_screenshot(self, path)
+        except OSError as error:
+            reason = error.strerror or str(error)
+            self.show_error(
+                "Could not save the result",
+                f"The screenshot could not be written to '{path}' ({reason}). "
+                "Nothing was lost: choose another folder or free some disk space, then Save again.",
+            )
+            return
+        except Exception as error:  # noqa: BLE001 - screen capture can fail in many ways
+            self.show_error(
+                "Could not capture the window",
+                f"The screen could not be captured ({type(error).__name__}). "
+                "Use your system's screenshot tool instead.",
+            )
+            return
+        self.status_label.configure(text=f"Saved to {path}")
+        self.show_message("Result saved", f"The screenshot was saved to:\n{path}")
+
+    # ------------------------------------------------------------------ worker plumbing
+
+    def _run(self, job, on_done, status: str) -> None:
+        self._set_busy(True, status)
+        self.worker.start(job, on_done)
+
+    def _poll(self) -> None:
+        self.worker.poll()
+        self.after(50, self._poll)
+
+    def _set_busy(self, busy: bool, status: str = "") -> None:
+        state = "disabled" if busy else "normal"
+        for button in (
+            self.upload_button,
+            self.study_button,
+            self.predict_button,
+            self.save_button,
+        ):
+            button.configure(state=state)
+        self.heatmap_switch.configure(state=state)
+        if busy:
+            self.progress.grid(row=4, column=0, padx=12, pady=6, sticky="ew")
+            self.progress.start()
+        else:
+            self.progress.stop()
+            self.progress.grid_remove()
+        self.status_label.configure(text=status)
+
+    def _on_prediction(self, result, error) -> None:
+        self._set_busy(False)
+        if error is not None:
+            self._report(error)
+            return
+        self.result = result
+        text = describe(result)
+        self.type_label.configure(text=text.type_text)
+        self.result_label.configure(text=text.result_text, text_color=text.result_colour)
+        self.detail_label.configure(text=text.detail_text)
+        self.status_label.configure(text=f"Done in {result.seconds:.2f} s")
+        self.save_button.grid(row=9, column=0, padx=12, pady=(12, 12), sticky="ew")
+        if self.heatmap_switch.get():
+            self.toggle_heatmap()
+
+    def _on_heatmap(self, explanation, error) -> None:
+        self._set_busy(False)
+        if error is not None:
+            self.heatmap_switch.deselect()
+            self._report(error)
+            return
+        self.overlay_image = explanation.overlay
+        if self.heatmap_switch.get():
+            self._show_preview(self.overlay_image)
+
+    def _report(self, error: BaseException) -> None:
+        if isinstance(error, TriageError):
+            self.show_error(error.title, str(error))
+            return
+        traceback.print_exception(error, file=sys.stderr)
+        self.show_error(
+            "Unexpected problem",
+            f"The analysis failed unexpectedly ({type(error).__name__}). Nothing was saved or "
+            "changed. Try again; if it keeps failing, report it with the image type you used.",
+        )
+
+    # ------------------------------------------------------------------ helpers
+
+    def _check_weights(self) -> None:
+        try:
+            read_manifest(self.weights_dir)
+        except ModelError:
+            self.banner.configure(text=MISSING_WEIGHTS)
+            self.banner.grid(row=1, column=0, columnspan=2, padx=16, pady=(8, 0), sticky="ew")
+            return
+
+        def warm_up():
+            from core.engine import get_engine
+
+            return get_engine(self.weights_dir)
+
+        self._run(warm_up, self._on_models_loaded, "Loading the models…")
+
+    def _on_models_loaded(self, _engine, error) -> None:
+        self._set_busy(False)
+        if error is not None:
+            self.banner.configure(text=f"{MISSING_WEIGHTS}\n({error})")
+            self.banner.grid(row=1, column=0, columnspan=2, padx=16, pady=(8, 0), sticky="ew")
+            return
+        self.models_ready = True
+        self.status_label.configure(text="Models ready.")
+
+    def _clear_result(self) -> None:
+        self.result = None
+        self.overlay_image = None
+        self.heatmap_switch.deselect()
+        for label in (self.type_label, self.result_label, self.detail_label):
+            label.configure(text="")
+        self.save_button.grid_remove()
+        self.status_label.configure(text="")
+
+    def _show_preview(self, image: Image.Image) -> None:
+        scale = min(PREVIEW_HEIGHT / image.height, PREVIEW_MAX_WIDTH / image.width)
+        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        self._preview = ctk.CTkImage(light_image=image, dark_image=image, size=size)
+        self.image_label.configure(image=self._preview)
+
+
+def run(weights_dir: str | Path | None = None) -> None:
+    """Open the window and run the Tk main loop."""
+    ctk.set_appearance_mode("system")
+    ctk.set_default_color_theme("blue")
+    FractureApp(weights_dir).mainloop()

@@ -1,0 +1,236 @@
+"""Drive the real window under Xvfb: upload, predict, read the labels, save, and the error paths."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.factories import make_random_weights, write_image
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture(scope="module")
+def display():
+    """A private Xvfb screen; tests are skipped only where Xvfb is not installed at all."""
+    if os.environ.get("DISPLAY") and not shutil.which("Xvfb"):
+        yield os.environ["DISPLAY"]
+        return
+    if not shutil.which("Xvfb"):
+        pytest.skip("Xvfb is not installed (apt-get install xvfb)")
+    number = 90 + os.getpid() % 100
+    server = subprocess.Popen(
+        ["Xvfb", f":{number}", "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    previous = os.environ.get("DISPLAY")
+    os.environ["DISPLAY"] = f":{number}"
+    for _ in range(100):
+        if Path(f"/tmp/.X11-unix/X{number}").exists():
+            break
+        time.sleep(0.05)
+    yield os.environ["DISPLAY"]
+    server.terminate()
+    server.wait(timeout=10)
+    if previous is None:
+        os.environ.pop("DISPLAY", None)
+    else:
+        os.environ["DISPLAY"] = previous
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    """Three weight folders whose outputs are known: fractured hand, normal hand, not recognised."""
+    root = tmp_path_factory.mktemp("gui_weights")
+    return {
+        "fractured": make_random_weights(root / "f", favour_bone="Hand", fracture_logit=2.0),
+        "normal": make_random_weights(root / "n", favour_bone="Hand", fracture_logit=-2.0),
+        "other": make_random_weights(root / "o", favour_bone="Other", fracture_logit=2.0),
+    }
+
+
+class Recorder:
+    """Stands in for the modal dialogs so tests never block."""
+
+    def __init__(self) -> None:
+        self.errors: list[tuple[str, str]] = []
+        self.messages: list[tuple[str, str]] = []
+
+
+def make_app(display, weights_dir, monkeypatch, open_path=None, save_path=None):
+    from app.window import FractureApp
+
+    recorder = Recorder()
+    monkeypatch.setattr(FractureApp, "show_error", lambda self, t, m: recorder.errors.append((t, m)))
+    monkeypatch.setattr(
+        FractureApp, "show_message", lambda self, t, m: recorder.messages.append((t, m))
+    )
+    monkeypatch.setattr(FractureApp, "ask_open_file", lambda self: str(open_path or ""))
+    monkeypatch.setattr(FractureApp, "ask_save_file", lambda self, name: str(save_path or ""))
+    monkeypatch.setattr(FractureApp, "ask_replace", lambda self, path: False)
+    app = FractureApp(weights_dir)
+    app.update()
+    wait_idle(app)
+    return app, recorder
+
+
+def wait_idle(app, timeout: float = 120.0) -> None:
+    """Pump Tk events until the worker has finished and delivered its result."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        app.update()
+        if not app.worker.busy and app.worker._results.empty():
+            app.update()
+            return
+        time.sleep(0.02)
+    raise TimeoutError("the worker did not finish")
+
+
+def screenshot(app, name: str) -> Path:
+    from app.capture import grab_window
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    app.update()
+    path = ARTIFACTS / name
+    grab_window(app).save(path)
+    return path
+
+
+@pytest.mark.parametrize("case", ["fractured", "normal"])
+def test_prediction_labels_match_predictions_module(display, weights, monkeypatch, tmp_path, case):
+    import predictions
+    from app.formatting import GREEN, RED
+
+    image = write_image(tmp_path / "hand.png")
+    app, recorder = make_app(display, weights[case], monkeypatch, open_path=image)
+    try:
+        screenshot(app, f"window_before_{case}.png")
+        app.upload()
+        assert app.file_label.cget("text") == "hand.png"
+        app.predict()
+        assert app.predict_button.cget("state") == "disabled"  # busy while the worker runs
+        wait_idle(app)
+        expected = predictions.analyze(image, weights[case])
+        assert expected.label == case
+        verdict = "Fractured" if case == "fractured" else "Normal"
+        assert app.result_label.cget("text") == (
+            f"Result: {verdict} ({expected.label_confidence:.0%})"
+        )
+        assert app.result_label.cget("text_color") == (RED if case == "fractured" else GREEN)
+        assert app.type_label.cget("text") == f"Type: Hand ({expected.bone_confidence:.0%})"
+        assert app.save_button.winfo_ismapped()
+        screenshot(app, f"window_after_{case}.png")
+        assert recorder.errors == []
+    finally:
+        app.destroy()
+
+
+def test_not_recognised_gives_no_verdict(display, weights, monkeypatch, tmp_path):
+    image = write_image(tmp_path / "leg.png")
+    app, _ = make_app(display, weights["other"], monkeypatch, open_path=image)
+    try:
+        app.upload()
+        app.predict()
+        wait_idle(app)
+        text = app.result_label.cget("text")
+        assert text == "Not recognised as an elbow, hand or shoulder X-ray"
+        assert "Fractured" not in text and "Normal" not in text
+    finally:
+        app.destroy()
+
+
+def test_save_writes_window_sized_png_and_never_overwrites(
+    display, weights, monkeypatch, tmp_path
+):
+    image = write_image(tmp_path / "hand.png")
+    target = tmp_path / "result.png"
+    app, recorder = make_app(
+        display, weights["fractured"], monkeypatch, open_path=image, save_path=target
+    )
+    try:
+        app.upload()
+        app.predict()
+        wait_idle(app)
+        app.save_result()
+        assert target.is_file()
+        with Image.open(target) as saved:
+            assert saved.size == (app.winfo_width(), app.winfo_height())
+        assert recorder.messages and str(target) in recorder.messages[-1][1]
+        before = target.stat().st_mtime_ns
+        app.save_result()  # exists, and the (patched) replace question answers "no"
+        assert target.stat().st_mtime_ns == before
+        screenshot(app, "window_saved.png")
+    finally:
+        app.destroy()
+
+
+def test_failed_save_shows_error_and_keeps_result(display, weights, monkeypatch, tmp_path):
+    image = write_image(tmp_path / "hand.png")
+    unwritable = tmp_path / "no_such_folder" / "result.png"
+    app, recorder = make_app(
+        display, weights["fractured"], monkeypatch, open_path=image, save_path=unwritable
+    )
+    try:
+        app.upload()
+        app.predict()
+        wait_idle(app)
+        app.save_result()
+        assert recorder.errors and recorder.errors[-1][0] == "Could not save the result"
+        assert "Nothing was lost" in recorder.errors[-1][1]
+        assert app.result is not None and app.result_label.cget("text").startswith("Result:")
+    finally:
+        app.destroy()
+
+
+def test_corrupt_file_shows_clinician_message(display, weights, monkeypatch, tmp_path):
+    fake = tmp_path / "scan.png"
+    fake.write_text("this is a text file, not an image")
+    app, recorder = make_app(display, weights["fractured"], monkeypatch, open_path=fake)
+    try:
+        app.upload()
+        assert recorder.errors, "an error dialog should have been shown"
+        title, message = recorder.errors[-1]
+        assert title == "Cannot open this image"
+        assert "'scan.png' is not an image we can read" in message
+        assert app.paths == []
+    finally:
+        app.destroy()
+
+
+def test_missing_weights_window_opens_with_banner(display, monkeypatch, tmp_path):
+    image = write_image(tmp_path / "hand.png")
+    app, recorder = make_app(display, tmp_path / "no_weights", monkeypatch, open_path=image)
+    try:
+        assert app.banner.winfo_ismapped()
+        assert "models are missing" in app.banner.cget("text")
+        app.upload()
+        app.predict()
+        wait_idle(app)
+        assert recorder.errors and "model folder" in recorder.errors[-1][1]
+        screenshot(app, "window_missing_weights.png")
+    finally:
+        app.destroy()
+
+
+def test_heatmap_toggle_shows_overlay(display, weights, monkeypatch, tmp_path):
+    image = write_image(tmp_path / "hand.png")
+    app, recorder = make_app(display, weights["fractured"], monkeypatch, open_path=image)
+    try:
+        app.upload()
+        app.predict()
+        wait_idle(app)
+        app.heatmap_switch.select()
+        app.toggle_heatmap()
+        wait_idle(app)
+        assert app.overlay_image is not None and app.overlay_image.mode == "RGB"
+        assert recorder.errors == []
+    finally:
+        app.destroy()
