@@ -1,0 +1,212 @@
+"""Evaluate the app's own prediction path on a test split and write a JSON report and plots.
+
+    python -m training.evaluate --data PATH [--split test] [--weights DIR] [--out DIR]
+
+Every image goes through `predictions.analyze`, exactly as in the app. Fracture metrics are
+grouped by each image's true bone and use the fracture probability the app shows (the model
+routed by the predicted bone type); per-study figures use the mean probability over a study's
+images, as in the MURA paper.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import predictions
+from core.errors import TriageError
+from core.models import BONE_TYPE_CLASSES, BONES
+from training import datasets, metrics, plots
+from training.datasets import Record
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def evaluate(records: list[Record], weights_dir: Path | str | None = None, seed: int = 0) -> dict:
+    """Run the app's prediction on every record and compute the report (a JSON-ready dict)."""
+    rows, failures = [], []
+    for record in records:
+        try:
+            result = predictions.analyze(record.path, weights_dir)
+        except TriageError as error:
+            failures.append({"path": str(record.path), "error": str(error)})
+            continue
+        rows.append((record, result))
+    report = {
+        "images": len(records),
+        "failed": failures,
+        "bone_type": bone_type_report(rows),
+        "fracture": {},
+    }
+    groups = {bone: [(r, p) for r, p in rows if r.bone == bone] for bone in BONES}
+    groups["all three bones"] = [(r, p) for r, p in rows if r.bone in BONES]
+    for name, members in groups.items():
+        report["fracture"][name] = fracture_report(members, seed)
+    report["_curves"] = {
+        name: (
+            [r.label for r, _ in members],
+            [p.fracture_probability for _, p in members],
+        )
+        for name, members in groups.items()
+    }
+    return report
+
+
+def bone_type_report(rows) -> dict:
+    """Accuracy over the three bones, 4-class confusion, and how often 'Other' is flagged."""
+    truth = [BONE_TYPE_CLASSES.index(r.bone) for r, _ in rows]
+    shown = [BONE_TYPE_CLASSES.index(p.bone) if p.recognised else 3 for _, p in rows]
+    bones = [(r, p) for r, p in rows if r.bone in BONES]
+    others = [p for r, p in rows if r.bone == "Other"]
+    return {
+        "classes": list(BONE_TYPE_CLASSES),
+        "confusion": metrics.confusion_matrix(truth, shown, len(BONE_TYPE_CLASSES)).tolist(),
+        "best_guess_accuracy_3_bones": _mean([r.bone == p.bone for r, p in bones]),
+        "recognised_and_correct_3_bones": _mean(
+            [p.recognised and r.bone == p.bone for r, p in bones]
+        ),
+        "images_of_3_bones": len(bones),
+        "other_flagged_not_recognised": _mean([not p.recognised for p in others]),
+        "images_of_other_regions": len(others),
+    }
+
+
+def fracture_report(members, seed: int) -> dict:
+    """Per-image and per-study metrics with bootstrap intervals for one group of images."""
+    if not members:
+        return {"n": 0}
+    labels = [r.label for r, _ in members]
+    scores = [p.fracture_probability for _, p in members]
+    threshold = float(np.median([p.threshold for _, p in members]))
+    _, study_labels, study_probs = metrics.study_scores(
+        [r.study for r, _ in members], labels, scores
+    )
+    return {
+        "per_image": metrics.summarise(labels, scores, threshold, seed),
+        "per_study": metrics.summarise(study_labels, study_probs, threshold, seed),
+    }
+
+
+def _mean(values) -> float | None:
+    values = list(values)
+    return float(np.mean(values)) if values else None
+
+
+def write_outputs(report: dict, out: Path, history: Path | None = None) -> Path:
+    """Write report.json and the PNG plots into `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    curves = report.pop("_curves", {})
+    plots.plot_roc(
+        {
+            name: (
+                labels,
+                scores,
+                report["fracture"][name].get("per_image", {}).get("auroc", np.nan),
+            )
+            for name, (labels, scores) in curves.items()
+        },
+        out / "roc.png",
+    )
+    bone = report["bone_type"]
+    plots.plot_confusion(
+        bone["confusion"],
+        bone["classes"],
+        "Bone type (Other = not recognised)",
+        out / "confusion_bone_type.png",
+    )
+    for name, group in report["fracture"].items():
+        if group.get("n") == 0:
+            continue
+        slug = name.replace(" ", "_").lower()
+        plots.plot_confusion(
+            group["per_image"]["confusion"],
+            ["normal", "fractured"],
+            f"{name}: fracture",
+            out / f"confusion_{slug}.png",
+        )
+    if history and history.is_file():
+        plots.plot_history(json.loads(history.read_text()), out / "training_curves.png")
+    path = out / "report.json"
+    path.write_text(json.dumps(report, indent=2, default=_json_default) + "\n")
+    return path
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, tuple):
+        return list(value)
+    raise TypeError(type(value))
+
+
+def summary_lines(report: dict) -> list[str]:
+    """A readable table of the main figures."""
+    bone = report["bone_type"]
+    lines = [
+        f"Bone type: {_pct(bone['best_guess_accuracy_3_bones'])} correct on "
+        f"{bone['images_of_3_bones']} elbow/hand/shoulder images; other regions flagged "
+        f"'not recognised': {_pct(bone['other_flagged_not_recognised'])} of "
+        f"{bone['images_of_other_regions']}",
+        f"{'group':<17}{'images':>7}{'pos':>5}{'AUROC [95% CI]':>22}"
+        f"{'kappa':>7}{'sens':>7}{'spec':>7}",
+    ]
+    for name, group in report["fracture"].items():
+        if group.get("n") == 0:
+            lines.append(f"{name:<17}{0:>7}")
+            continue
+        image = group["per_image"]
+        low, high = image["auroc_ci"]
+        lines.append(
+            f"{name:<17}{image['n']:>7}{image['positives']:>5}"
+            f"{image['auroc']:>9.3f} [{low:.2f}, {high:.2f}]"
+            f"{image['kappa']:>7.2f}{image['sensitivity']:>7.2f}{image['specificity']:>7.2f}"
+        )
+    return lines
+
+
+def _pct(value) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(
+        prog="python -m training.evaluate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--data", type=Path, required=True, help="MURA or FracAtlas folder")
+    parser.add_argument("--dataset", choices=("auto", "mura", "fracatlas"), default="auto")
+    parser.add_argument("--split", choices=("train", "val", "test"), default="test")
+    parser.add_argument("--weights", type=Path, default=ROOT / "weights")
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "evaluation")
+    parser.add_argument("--seed", type=int, default=0, help="split seed (as in training)")
+    parser.add_argument("--val-fraction", type=float, default=0.15)
+    parser.add_argument("--test-fraction", type=float, default=0.15)
+    parser.add_argument("--history", type=Path, help="Keras history JSON for training curves")
+    parser.add_argument("--limit", type=int, default=0, help="evaluate at most N images")
+    args = parser.parse_args(argv)
+    kind = args.dataset if args.dataset != "auto" else datasets.detect_kind(args.data)
+    splits, reports = datasets.load_splits(
+        kind, args.data, args.seed, args.val_fraction, args.test_fraction
+    )
+    for load_report in reports:
+        print(load_report.summary())
+    records = splits[args.split][: args.limit or None]
+    report = evaluate(records, args.weights, args.seed)
+    report.update(data=kind, split=args.split, seed=args.seed, weights=str(args.weights))
+    history = args.history or args.weights / "history_backbone.json"
+    path = write_outputs(report, args.out, history)
+    print("\n".join(summary_lines(report)))
+    print(f"Report: {path}")
+    if report["failed"]:
+        print(f"{len(report['failed'])} images could not be read", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
