@@ -81,6 +81,11 @@ def _read_raster(path: Path) -> np.ndarray:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise _too_large(path) from exc
     except UnidentifiedImageError as exc:
+        if _png_declares_no_pixels(path):
+            raise errors.EmptyImageError(
+                f"The image '{path.name}' has no pixels (its size is zero).",
+                "Export the image again from the imaging system.",
+            ) from exc
         raise unsupported from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise errors.CorruptImageError(
@@ -88,6 +93,15 @@ def _read_raster(path: Path) -> np.ndarray:
             "Export it again from the imaging system.",
         ) from exc
     return _to_gray(image, path)
+
+
+def _png_declares_no_pixels(path: Path) -> bool:
+    """True for a PNG whose header declares a width or height of zero."""
+    with path.open("rb") as handle:
+        head = handle.read(24)
+    if not head.startswith(b"\x89PNG\r\n\x1a\n") or len(head) < 24:
+        return False
+    return int.from_bytes(head[16:20], "big") == 0 or int.from_bytes(head[20:24], "big") == 0
 
 
 def _too_large(path: Path, width: int = 0, height: int = 0) -> errors.ImageTooLargeError:

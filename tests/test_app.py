@@ -69,7 +69,9 @@ def make_app(display, weights_dir, monkeypatch, open_path=None, save_path=None):
     from app.window import FractureApp
 
     recorder = Recorder()
-    monkeypatch.setattr(FractureApp, "show_error", lambda self, t, m: recorder.errors.append((t, m)))
+    monkeypatch.setattr(
+        FractureApp, "show_error", lambda self, t, m: recorder.errors.append((t, m))
+    )
     monkeypatch.setattr(
         FractureApp, "show_message", lambda self, t, m: recorder.messages.append((t, m))
     )
@@ -147,9 +149,7 @@ def test_not_recognised_gives_no_verdict(display, weights, monkeypatch, tmp_path
         app.destroy()
 
 
-def test_save_writes_window_sized_png_and_never_overwrites(
-    display, weights, monkeypatch, tmp_path
-):
+def test_save_writes_window_sized_png_and_never_overwrites(display, weights, monkeypatch, tmp_path):
     image = write_image(tmp_path / "hand.png")
     target = tmp_path / "result.png"
     app, recorder = make_app(

@@ -1,0 +1,178 @@
+"""The inference API: seed calls, typed results, studies, Grad-CAM, model loading and its errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+import predictions
+from core import engine, errors
+from core.imaging import preprocess, read_xray
+from core.manifest import read_manifest, sha256_file
+from tests.factories import make_random_weights, write_image
+
+
+@pytest.fixture(scope="module")
+def hand_fractured(tmp_path_factory):
+    return make_random_weights(
+        tmp_path_factory.mktemp("hf"), favour_bone="Hand", fracture_logit=2.0
+    )
+
+
+def test_seed_calls_return_bone_and_label(hand_fractured, sample_png):
+    assert predictions.predict(sample_png, weights_dir=hand_fractured) == "Hand"
+    assert predictions.predict(sample_png, "Hand", hand_fractured) == "fractured"
+    assert predictions.predict(sample_png, "elbow", hand_fractured) == "fractured"
+    with pytest.raises(ValueError):
+        predictions.predict(sample_png, "knee", hand_fractured)
+
+
+def test_analyze_returns_full_typed_result(hand_fractured, sample_png):
+    result = predictions.analyze(sample_png, hand_fractured)
+    assert result.bone == "Hand" and result.recognised
+    assert set(result.bone_probabilities) == {"Elbow", "Hand", "Shoulder", "Other"}
+    assert sum(result.bone_probabilities.values()) == pytest.approx(1.0, abs=1e-4)
+    assert result.fracture_probability == pytest.approx(1 / (1 + np.exp(-2.0)), abs=0.01)
+    assert result.label == "fractured" and result.threshold == 0.5
+    assert result.label_confidence == pytest.approx(result.fracture_probability)
+    assert set(result.model_versions) == {
+        "backbone",
+        "bone_type",
+        "fracture_elbow",
+        "fracture_hand",
+        "fracture_shoulder",
+    }
+    assert result.seconds > 0
+
+
+def test_low_confidence_or_other_is_not_recognised(tmp_path, sample_png):
+    other = make_random_weights(tmp_path / "o", favour_bone="Other", fracture_logit=-2.0)
+    result = predictions.analyze(sample_png, other)
+    assert not result.recognised
+    assert result.bone in ("Elbow", "Hand", "Shoulder")  # best guess still reported
+    raw = json.loads((other / "manifest.json").read_text())
+    raw["recognition_threshold"] = 0.0
+    (other / "manifest.json").write_text(json.dumps(raw))
+    assert not predictions.analyze(sample_png, other).recognised  # "Other" wins regardless
+
+
+def test_threshold_from_manifest_decides_label(tmp_path, sample_png):
+    folder = make_random_weights(tmp_path / "t", favour_bone="Hand", fracture_logit=2.0)
+    raw = json.loads((folder / "manifest.json").read_text())
+    raw["models"]["fracture_hand"]["threshold"] = 0.95
+    (folder / "manifest.json").write_text(json.dumps(raw))
+    engine.clear_cache()
+    result = predictions.analyze(sample_png, folder)
+    assert result.label == "normal" and result.threshold == 0.95
+    assert result.label_confidence == pytest.approx(1 - result.fracture_probability)
+
+
+def test_study_probability_is_mean_of_images(tiny_weights, tmp_path):
+    first = write_image(tmp_path / "a.png")
+    second = write_image(tmp_path / "b.png", np.full((90, 120), 200, np.uint8))
+    study = predictions.analyze_study([first, second], tiny_weights)
+    singles = [predictions.analyze(p, tiny_weights) for p in (first, second)]
+    raw = [
+        engine.get_engine(tiny_weights).run(preprocess(read_xray(p), 32)[None])[0]
+        for p in (first, second)
+    ]
+    expected = np.mean([r.fracture_probabilities[study.bone] for r in raw])
+    assert study.fracture_probability == pytest.approx(expected, abs=1e-5)
+    assert study.view_bones == tuple(s.bone for s in singles)
+    assert study.views_agree == (singles[0].bone == singles[1].bone)
+    with pytest.raises(errors.TriageError):
+        predictions.analyze_study([], tiny_weights)
+
+
+def test_gradcam_is_available_as_array_and_overlay(tiny_weights, sample_png):
+    explanation = predictions.explain(sample_png, "Hand", tiny_weights)
+    assert explanation.heat.ndim == 2 and explanation.heat.dtype == np.float32
+    assert explanation.heat.min() >= 0.0 and explanation.heat.max() <= 1.0
+    assert explanation.overlay.size == (96, 128) and explanation.overlay.mode == "RGB"
+
+
+def test_inference_uses_the_shared_preprocess(tiny_weights, sample_png):
+    np.testing.assert_array_equal(
+        predictions.model_input(sample_png, 32), preprocess(read_xray(sample_png), 32)
+    )
+
+
+def test_models_load_once(tiny_weights, sample_png, monkeypatch):
+    predictions.analyze(sample_png, tiny_weights)
+    built = []
+    monkeypatch.setattr(engine, "Engine", lambda manifest: built.append(manifest))
+    predictions.analyze(sample_png, tiny_weights)
+    assert built == []
+
+
+@pytest.fixture()
+def weights_copy(tiny_weights, tmp_path):
+    engine.clear_cache()
+    copy = tmp_path / "weights"
+    shutil.copytree(tiny_weights, copy)
+    yield copy
+    engine.clear_cache()
+
+
+def test_missing_weights_folder(tmp_path, sample_png):
+    with pytest.raises(errors.WeightsFolderMissingError, match="is missing"):
+        predictions.analyze(sample_png, tmp_path / "nowhere")
+
+
+def test_missing_manifest(tmp_path, sample_png):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(errors.ManifestError):
+        predictions.analyze(sample_png, tmp_path / "empty")
+
+
+def test_missing_model_file(weights_copy, sample_png):
+    (weights_copy / "fracture_hand_head.npz").unlink()
+    with pytest.raises(errors.ModelFileMissingError, match="fracture_hand_head.npz"):
+        predictions.analyze(sample_png, weights_copy)
+
+
+def test_checksum_mismatch(weights_copy, sample_png):
+    with (weights_copy / "bone_type_head.npz").open("ab") as handle:
+        handle.write(b"tampered")
+    with pytest.raises(errors.ChecksumMismatchError, match="checksum"):
+        predictions.analyze(sample_png, weights_copy)
+
+
+def _replace_file(folder, name, data: bytes):
+    (folder / name).write_bytes(data)
+    raw = json.loads((folder / "manifest.json").read_text())
+    for entry in raw["models"].values():
+        if entry["file"] == name:
+            entry["sha256"] = sha256_file(folder / name)
+    (folder / "manifest.json").write_text(json.dumps(raw))
+
+
+def test_weight_file_that_is_not_a_model(weights_copy, sample_png):
+    _replace_file(weights_copy, "backbone_resnet50.npz", b"not a model at all" * 100)
+    with pytest.raises(errors.InvalidModelFileError, match="not a model file"):
+        predictions.analyze(sample_png, weights_copy)
+
+
+def test_head_of_the_wrong_shape(weights_copy, sample_png, tmp_path):
+    np.savez(tmp_path / "wrong.npz", kernel=np.zeros((10, 1)), bias=np.zeros(1))
+    _replace_file(weights_copy, "fracture_elbow_head.npz", (tmp_path / "wrong.npz").read_bytes())
+    with pytest.raises(errors.InvalidModelFileError, match="not a head"):
+        predictions.analyze(sample_png, weights_copy)
+
+
+def test_pickled_object_arrays_are_never_loaded(weights_copy, sample_png, tmp_path):
+    np.savez(tmp_path / "evil.npz", kernel=np.array([{"a": 1}], dtype=object), bias=np.zeros(1))
+    _replace_file(weights_copy, "bone_type_head.npz", (tmp_path / "evil.npz").read_bytes())
+    with pytest.raises(errors.InvalidModelFileError):
+        predictions.analyze(sample_png, weights_copy)
+
+
+def test_manifest_lists_checksums_classes_and_size(tiny_weights):
+    manifest = read_manifest(tiny_weights)
+    assert manifest.input_size == 32
+    assert manifest.bone_type.classes == ("Elbow", "Hand", "Shoulder", "Other")
+    for entry in (manifest.backbone, manifest.bone_type, *manifest.fracture.values()):
+        assert entry.sha256 == sha256_file(tiny_weights / entry.file)
