@@ -72,6 +72,7 @@ class Options:
     recognition_threshold: float
     limit: int
     verbose: int
+    command: str
 
 
 def parse_args(argv: list[str] | None = None) -> Options:
@@ -116,7 +117,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
     args = parser.parse_args(argv)
     run_dir = args.run_dir or ROOT / "runs" / args.target
     dataset = args.dataset if args.dataset != "auto" else datasets.detect_kind(args.data)
-    return Options(**{**vars(args), "run_dir": run_dir, "dataset": dataset})
+    command = "python -m training.train " + shlex.join(sys.argv[1:] if argv is None else argv)
+    return Options(**{**vars(args), "run_dir": run_dir, "dataset": dataset, "command": command})
 
 
 def load_records(options: Options) -> dict[str, list[Record]]:
@@ -422,7 +424,7 @@ def provenance(options: Options, splits: dict[str, list[Record]], minutes: float
             for name, records in splits.items()
         },
         "input_size": options.input_size,
-        "command": "python -m training.train " + shlex.join(sys.argv[1:]),
+        "command": options.command,
         "git_commit": git_commit(),
         "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "training_minutes": round(minutes, 1),
