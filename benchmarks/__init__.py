@@ -1,0 +1,1 @@
+"""Speed benchmarks: they print figures and never assert."""
