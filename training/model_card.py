@@ -1,0 +1,163 @@
+"""Write the model card: put an evaluation report into the manifest and into MODEL_CARD.md.
+
+python -m training.model_card --report runs/evaluation/report.json [--weights weights]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from core import manifest as manifest_io
+from core.models import BONES
+
+ROOT = Path(__file__).resolve().parent.parent
+FRACATLAS = (
+    "FracAtlas (Abedeen, I., Rahman, M.A., Prottyasha, F.Z. et al., Scientific Data 10, 521 "
+    "(2023), "
+    "doi:10.6084/m9.figshare.22363012), CC BY 4.0; region labels by this project "
+    "(training/data/fracatlas_regions.csv)"
+)
+WARNING = (
+    "Demonstration models trained from scratch on about 1,700 FracAtlas images (no ImageNet "
+    "pre-training was available); not validated for clinical use. Decision support only: a "
+    "radiologist must confirm every finding. Retrain on MURA v1.1 for real use (see README)."
+)
+
+
+def _ci(metric: dict, name: str) -> str:
+    value = metric.get(name)
+    low, high = metric.get(f"{name}_ci", (float("nan"), float("nan")))
+    if value is None or value != value:
+        return "n/a"
+    return f"{value:.2f} [{low:.2f}, {high:.2f}]"
+
+
+def metric_lines(report: dict) -> list[str]:
+    """Short lines for the app's info window."""
+    bone = report["bone_type"]
+    lines = [
+        f"Bone type correct on {bone['best_guess_accuracy_3_bones']:.0%} of "
+        f"{bone['images_of_3_bones']} held-out elbow/hand/shoulder images; other regions flagged "
+        f"'not recognised': {bone['other_flagged_not_recognised']:.0%} of "
+        f"{bone['images_of_other_regions']}.",
+    ]
+    for name in (*BONES, "all three bones"):
+        group = report["fracture"].get(name, {})
+        if not group or group.get("n") == 0:
+            continue
+        image = group["per_image"]
+        lines.append(
+            f"{name}: fracture AUROC {_ci(image, 'auroc')}, sensitivity "
+            f"{_ci(image, 'sensitivity')}, specificity {_ci(image, 'specificity')} "
+            f"(n={image['n']}, {image['positives']} fractured)"
+        )
+    return lines
+
+
+def markdown(raw: dict, report: dict) -> str:
+    """The model card as Markdown."""
+    backbone = raw["models"]["backbone"]
+    info = backbone.get("provenance", {})
+    splits = info.get("splits", {})
+    out = [
+        "# Model card: default weights",
+        "",
+        f"**{WARNING}**",
+        "",
+        "## Models",
+        f"- Shared backbone: {backbone.get('architecture', 'ResNet50')}; input "
+        f"{raw['input_size']} x {raw['input_size']} px; init: {info.get('init', '?')}; "
+        f"stored as {backbone.get('storage', 'float16')}.",
+        "- Heads: bone type (Elbow / Hand / Shoulder / Other; not recognised when 'Other' wins or "
+        f"the top probability is under {raw['recognition_threshold']}) and one fracture head per "
+        "bone (threshold 0.5 after the operating-point shift noted in the manifest).",
+        f"- Version {backbone.get('version', '?')}, trained {info.get('date', '?')} on "
+        f"{info.get('machine', '?')} in {info.get('training_minutes', '?')} min.",
+        "",
+        "## Data",
+        f"{FRACATLAS}.",
+        "Split by proxy patient (blocks of 20 consecutive FracAtlas ids; FracAtlas has no patient "
+        f"ids), seed {info.get('split_seed', 0)}. Images per split and region (fractured):",
+        "",
+        "| region | " + " | ".join(splits) + " |",
+        "|---|" + "---|" * len(splits),
+    ]
+    regions = sorted({r for split in splits.values() for r in split.get("regions", {})})
+    for region in regions:
+        cells = []
+        for split in splits.values():
+            count = split.get("regions", {}).get(region, {"images": 0, "positive": 0})
+            cells.append(f"{count['images']} ({count['positive']})")
+        out.append(f"| {region} | " + " | ".join(cells) + " |")
+    out += [
+        "",
+        "Elbow, hand and shoulder are the app's bones; every other region is an 'Other' example "
+        "for the bone-type head and a fracture example for the shared fracture head.",
+        "",
+        "## Training commands",
+    ]
+    commands: dict[str, list[str]] = {}
+    for key, entry in raw["models"].items():
+        command = entry.get("provenance", {}).get("command")
+        if command:
+            commands.setdefault(command, []).append(key)
+    for command, keys in commands.items():
+        out.append(f"- `{command}` (wrote: {', '.join(keys)})")
+    out += ["", f"## Results on the held-out test split ({report.get('split', 'test')})", ""]
+    out += [f"- {line}" for line in metric_lines(report)]
+    out += [
+        "",
+        "Per-image and per-study figures, confusion matrices: `report.json` of "
+        "`python -m training.evaluate` (intervals: 95% bootstrap, 1,000 resamples).",
+        "",
+    ]
+    bone = report["bone_type"]
+    out += [
+        "Bone-type confusion (rows true, columns shown; Other = not recognised):",
+        "",
+        "| | " + " | ".join(bone["classes"]) + " |",
+        "|---|" + "---|" * len(bone["classes"]),
+    ]
+    for name, row in zip(bone["classes"], bone["confusion"], strict=True):
+        out.append(f"| {name} | " + " | ".join(str(v) for v in row) + " |")
+    out += [
+        "",
+        "## Limits",
+        "- " + WARNING,
+        "- FracAtlas comes from one hospital group; images often show a longer stretch of the "
+        "limb than MURA's. Expect lower accuracy on other sources.",
+        "- Few elbows and shoulders (and very few fractured shoulders): their intervals are "
+        "wide; treat their figures as indicative only.",
+        "",
+    ]
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Merge the report into the manifest's `model_card` and write MODEL_CARD.md."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--report", type=Path, required=True)
+    parser.add_argument("--weights", type=Path, default=ROOT / "weights")
+    args = parser.parse_args(argv)
+    report = json.loads(args.report.read_text())
+    raw = manifest_io.load_raw(args.weights)
+    raw["model_card"] = {
+        "summary": WARNING,
+        "attribution": FRACATLAS,
+        "metrics_summary": metric_lines(report),
+        "evaluation": {
+            "split": report.get("split"),
+            "bone_type": report["bone_type"],
+            "fracture": report["fracture"],
+        },
+    }
+    manifest_io.write_raw(args.weights, raw)
+    (args.weights / "MODEL_CARD.md").write_text(markdown(raw, report))
+    print(f"Updated {args.weights / 'manifest.json'} and {args.weights / 'MODEL_CARD.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
