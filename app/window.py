@@ -373,7 +373,9 @@ class FractureApp(ctk.CTk):
         def warm_up():
             from core.engine import get_engine
 
-            return get_engine(self.weights_dir)
+            engine = get_engine(self.weights_dir)
+            engine.warm_up()
+            return engine
 
         self._run(warm_up, self._on_models_loaded, "Loading the models…")
 
