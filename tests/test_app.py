@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -84,6 +85,23 @@ def make_app(display, weights_dir, monkeypatch, open_path=None, save_path=None):
     return app, recorder
 
 
+@contextlib.contextmanager
+def running_app(*args, **kwargs):
+    """`make_app`, destroying the window afterwards."""
+    app, recorder = make_app(*args, **kwargs)
+    try:
+        yield app, recorder
+    finally:
+        app.destroy()
+
+
+def upload_and_predict(app) -> None:
+    """Upload through the (patched) dialog, predict, and wait for the worker."""
+    app.upload()
+    app.predict()
+    wait_idle(app)
+
+
 def wait_idle(app, timeout: float = 120.0) -> None:
     """Pump Tk events until the worker has finished and delivered its result."""
     deadline = time.time() + timeout
@@ -112,8 +130,7 @@ def test_prediction_labels_match_predictions_module(display, weights, monkeypatc
     from app.formatting import GREEN, RED
 
     image = write_image(tmp_path / "hand.png")
-    app, recorder = make_app(display, weights[case], monkeypatch, open_path=image)
-    try:
+    with running_app(display, weights[case], monkeypatch, open_path=image) as (app, recorder):
         screenshot(app, f"window_before_{case}.png")
         app.upload()
         assert app.file_label.cget("text") == "hand.png"
@@ -131,34 +148,24 @@ def test_prediction_labels_match_predictions_module(display, weights, monkeypatc
         assert app.save_button.winfo_ismapped()
         screenshot(app, f"window_after_{case}.png")
         assert recorder.errors == []
-    finally:
-        app.destroy()
 
 
 def test_not_recognised_gives_no_verdict(display, weights, monkeypatch, tmp_path):
     image = write_image(tmp_path / "leg.png")
-    app, _ = make_app(display, weights["other"], monkeypatch, open_path=image)
-    try:
-        app.upload()
-        app.predict()
-        wait_idle(app)
+    with running_app(display, weights["other"], monkeypatch, open_path=image) as (app, _):
+        upload_and_predict(app)
         text = app.result_label.cget("text")
         assert text == "Not recognised as an elbow, hand or shoulder X-ray"
         assert "Fractured" not in text and "Normal" not in text
-    finally:
-        app.destroy()
 
 
 def test_save_writes_window_sized_png_and_never_overwrites(display, weights, monkeypatch, tmp_path):
     image = write_image(tmp_path / "hand.png")
     target = tmp_path / "result.png"
-    app, recorder = make_app(
+    with running_app(
         display, weights["fractured"], monkeypatch, open_path=image, save_path=target
-    )
-    try:
-        app.upload()
-        app.predict()
-        wait_idle(app)
+    ) as (app, recorder):
+        upload_and_predict(app)
         app.save_result()
         assert target.is_file()
         with Image.open(target) as saved:
@@ -168,69 +175,55 @@ def test_save_writes_window_sized_png_and_never_overwrites(display, weights, mon
         app.save_result()  # exists, and the (patched) replace question answers "no"
         assert target.stat().st_mtime_ns == before
         screenshot(app, "window_saved.png")
-    finally:
-        app.destroy()
 
 
 def test_failed_save_shows_error_and_keeps_result(display, weights, monkeypatch, tmp_path):
     image = write_image(tmp_path / "hand.png")
     unwritable = tmp_path / "no_such_folder" / "result.png"
-    app, recorder = make_app(
+    with running_app(
         display, weights["fractured"], monkeypatch, open_path=image, save_path=unwritable
-    )
-    try:
-        app.upload()
-        app.predict()
-        wait_idle(app)
+    ) as (app, recorder):
+        upload_and_predict(app)
         app.save_result()
         assert recorder.errors and recorder.errors[-1][0] == "Could not save the result"
         assert "Nothing was lost" in recorder.errors[-1][1]
         assert app.result is not None and app.result_label.cget("text").startswith("Result:")
-    finally:
-        app.destroy()
 
 
 def test_corrupt_file_shows_clinician_message(display, weights, monkeypatch, tmp_path):
     fake = tmp_path / "scan.png"
     fake.write_text("this is a text file, not an image")
-    app, recorder = make_app(display, weights["fractured"], monkeypatch, open_path=fake)
-    try:
+    with running_app(display, weights["fractured"], monkeypatch, open_path=fake) as (app, recorder):
         app.upload()
         assert recorder.errors, "an error dialog should have been shown"
         title, message = recorder.errors[-1]
         assert title == "Cannot open this image"
         assert "'scan.png' is not an image we can read" in message
         assert app.paths == []
-    finally:
-        app.destroy()
 
 
 def test_missing_weights_window_opens_with_banner(display, monkeypatch, tmp_path):
     image = write_image(tmp_path / "hand.png")
-    app, recorder = make_app(display, tmp_path / "no_weights", monkeypatch, open_path=image)
-    try:
+    with running_app(display, tmp_path / "no_weights", monkeypatch, open_path=image) as (
+        app,
+        recorder,
+    ):
         assert app.banner.winfo_ismapped()
         assert "models are missing" in app.banner.cget("text")
-        app.upload()
-        app.predict()
-        wait_idle(app)
+        upload_and_predict(app)
         assert recorder.errors and "model folder" in recorder.errors[-1][1]
         screenshot(app, "window_missing_weights.png")
-    finally:
-        app.destroy()
 
 
 def test_heatmap_toggle_shows_overlay(display, weights, monkeypatch, tmp_path):
     image = write_image(tmp_path / "hand.png")
-    app, recorder = make_app(display, weights["fractured"], monkeypatch, open_path=image)
-    try:
-        app.upload()
-        app.predict()
-        wait_idle(app)
+    with running_app(display, weights["fractured"], monkeypatch, open_path=image) as (
+        app,
+        recorder,
+    ):
+        upload_and_predict(app)
         app.heatmap_switch.select()
         app.toggle_heatmap()
         wait_idle(app)
         assert app.overlay_image is not None and app.overlay_image.mode == "RGB"
         assert recorder.errors == []
-    finally:
-        app.destroy()

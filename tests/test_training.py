@@ -23,6 +23,24 @@ def mura(tmp_path_factory):
     return make_mura_tree(tmp_path_factory.mktemp("mura"), patients_per_type=4, image_size=48)
 
 
+def cli_args(data, out, batch_size: int, seed: int = 0) -> list[str]:
+    """Options shared by the training runs of these tests (tiny input, quiet)."""
+    return [
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--input-size",
+        "32",
+        "--batch-size",
+        str(batch_size),
+        "--seed",
+        str(seed),
+        "--verbose",
+        "0",
+    ]
+
+
 def test_pipeline_without_augmentation_equals_inference_input(mura):
     records, _ = datasets.load_mura(mura, "valid")
     batch = next(iter(images_only(records[:4], 32, 4))).numpy()
@@ -42,20 +60,7 @@ def test_training_batches_are_augmented_and_weighted(mura):
 
 def test_train_reload_and_evaluate(mura, tmp_path, capsys):
     out, run = tmp_path / "weights", tmp_path / "run"
-    common = [
-        "--data",
-        str(mura),
-        "--out",
-        str(out),
-        "--input-size",
-        "32",
-        "--batch-size",
-        "8",
-        "--seed",
-        "1",
-        "--verbose",
-        "0",
-    ]
+    common = cli_args(mura, out, batch_size=8, seed=1)
     code = train.main(
         ["backbone", *common, "--epochs", "1", "--init", "none", "--run-dir", str(run)]
     )
@@ -96,22 +101,13 @@ def test_resume_skips_a_finished_phase(mura, tmp_path, capsys):
     out, run = tmp_path / "weights", tmp_path / "run"
     args = [
         "backbone",
-        "--data",
-        str(mura),
-        "--out",
-        str(out),
-        "--input-size",
-        "32",
-        "--batch-size",
-        "16",
+        *cli_args(mura, out, batch_size=16),
         "--epochs",
         "1",
         "--init",
         "none",
         "--run-dir",
         str(run),
-        "--verbose",
-        "0",
         "--limit",
         "16",
     ]

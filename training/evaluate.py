@@ -143,14 +143,20 @@ def _json_default(value):
     raise TypeError(type(value))
 
 
+def bone_type_sentence(bone: dict) -> str:
+    """One sentence on bone-type accuracy and the 'not recognised' rate of other regions."""
+    return (
+        f"Bone type: {_pct(bone['best_guess_accuracy_3_bones'])} correct on "
+        f"{bone['images_of_3_bones']} held-out elbow/hand/shoulder images; other regions flagged "
+        f"'not recognised': {_pct(bone['other_flagged_not_recognised'])} of "
+        f"{bone['images_of_other_regions']}."
+    )
+
+
 def summary_lines(report: dict) -> list[str]:
     """A readable table of the main figures."""
-    bone = report["bone_type"]
     lines = [
-        f"Bone type: {_pct(bone['best_guess_accuracy_3_bones'])} correct on "
-        f"{bone['images_of_3_bones']} elbow/hand/shoulder images; other regions flagged "
-        f"'not recognised': {_pct(bone['other_flagged_not_recognised'])} of "
-        f"{bone['images_of_other_regions']}",
+        bone_type_sentence(report["bone_type"]),
         f"{'group':<17}{'images':>7}{'pos':>5}{'AUROC [95% CI]':>22}"
         f"{'kappa':>7}{'sens':>7}{'spec':>7}",
     ]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from core import manifest as manifest_io
 from core.models import BONES
+from training.evaluate import bone_type_sentence
 
 ROOT = Path(__file__).resolve().parent.parent
 FRACATLAS = (
@@ -36,13 +37,7 @@ def _ci(metric: dict, name: str) -> str:
 
 def metric_lines(report: dict) -> list[str]:
     """Short lines for the app's info window."""
-    bone = report["bone_type"]
-    lines = [
-        f"Bone type correct on {bone['best_guess_accuracy_3_bones']:.0%} of "
-        f"{bone['images_of_3_bones']} held-out elbow/hand/shoulder images; other regions flagged "
-        f"'not recognised': {bone['other_flagged_not_recognised']:.0%} of "
-        f"{bone['images_of_other_regions']}.",
-    ]
+    lines = [bone_type_sentence(report["bone_type"])]
     for name in (*BONES, "all three bones"):
         group = report["fracture"].get(name, {})
         if not group or group.get("n") == 0:
