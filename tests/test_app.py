@@ -227,3 +227,48 @@ def test_heatmap_toggle_shows_overlay(display, weights, monkeypatch, tmp_path):
         wait_idle(app)
         assert app.overlay_image is not None and app.overlay_image.mode == "RGB"
         assert recorder.errors == []
+
+
+def test_study_mode_reports_mean_of_views(display, weights, monkeypatch, tmp_path):
+    import predictions
+
+    views = [write_image(tmp_path / f"image{i}.png") for i in (1, 2)]
+    monkeypatch.setattr(
+        "app.window.FractureApp.ask_open_files", lambda self: tuple(map(str, views))
+    )
+    with running_app(display, weights["fractured"], monkeypatch) as (app, recorder):
+        app.upload_study()
+        assert app.file_label.cget("text") == "Study: image1.png, image2.png"
+        app.predict()
+        wait_idle(app)
+        expected = predictions.analyze_study(views, weights["fractured"])
+        assert "mean of 2 views" in app.detail_label.cget("text")
+        assert (
+            app.result_label.cget("text") == f"Result: Fractured ({expected.label_confidence:.0%})"
+        )
+        assert recorder.errors == []
+
+
+def test_keyboard_shortcuts_upload_and_predict(display, weights, monkeypatch, tmp_path):
+    image = write_image(tmp_path / "hand.png")
+    with running_app(display, weights["normal"], monkeypatch, open_path=image) as (app, _):
+        app.focus_force()
+        app.update()
+        app.event_generate("<Control-o>")
+        app.update()
+        assert app.paths == [image]
+        app.event_generate("<Return>")
+        app.update()
+        wait_idle(app)
+        assert app.result_label.cget("text").startswith("Result: Normal")
+
+
+def test_about_window_states_training_data_and_limits(display, weights, monkeypatch):
+    with running_app(display, weights["normal"], monkeypatch) as (app, _):
+        app.show_about()
+        app.update()
+        text = app.about_window.winfo_children()[0].get("1.0", "end")
+        assert "supports, and does not replace, a radiologist" in text
+        assert "'positive' means abnormal" in text
+        assert "Model versions:" in text
+        app.about_window.destroy()
