@@ -40,6 +40,7 @@ from core.models import (
 )
 from training import datasets
 from training.datasets import Record
+from training.metrics import auroc
 from training.pipeline import image_dataset, images_only
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -482,6 +483,7 @@ def export_backbone_run(options: Options, splits, result) -> None:
     bone_kernel, bone_bias = model.get_layer("bone_type").get_weights()
     save_head(bone_kernel, bone_bias, out / "bone_type_head.npz")
     val_bone, val_fracture = predict_heads(model, splits["val"], options)
+    print(f"val bone type: {bone_type_summary(splits['val'], val_bone)}")
     manifest_io.register_model(
         out,
         "bone_type",
@@ -494,9 +496,18 @@ def export_backbone_run(options: Options, splits, result) -> None:
     fracture_kernel, fracture_bias = model.get_layer("fracture").get_weights()
     scores = {bone: val_fracture for bone in BONES}
     thresholds = choose_thresholds(splits["val"], scores)
+    labels = np.array([r.label for r in splits["val"]])
     for bone in BONES:
         path = out / f"fracture_{bone.lower()}_head.npz"
         threshold, source = thresholds[bone]
+        mask = np.array([r.bone == bone for r in splits["val"]], dtype=bool)
+        validation = {
+            "images": int(mask.sum()),
+            "fractured": int(labels[mask].sum()) if mask.any() else 0,
+            "auroc": auroc(labels[mask], val_fracture[mask]) if mask.any() else None,
+            "auroc_all_regions": auroc(labels, val_fracture),
+        }
+        print(f"val {bone}: {validation}")
         save_head(fracture_kernel, fracture_bias - logit(threshold), path)
         manifest_io.register_model(
             out,
@@ -506,6 +517,7 @@ def export_backbone_run(options: Options, splits, result) -> None:
             version=version,
             threshold=0.5,
             operating_point=operating_point_note(threshold, source),
+            validation=validation,
             head="shared fracture head trained on every region",
             provenance=info,
         )
