@@ -50,6 +50,7 @@ class FractureApp(ctk.CTk):
         self.result = None
         self.overlay_image: Image.Image | None = None
         self.models_ready = False
+        self.uploads_allowed = False
         self.title("Bone Fracture Detection")
         self.geometry("860x560")
         self.minsize(720, 500)
@@ -192,7 +193,7 @@ class FractureApp(ctk.CTk):
 
     def upload(self) -> None:
         """Choose one X-ray and preview it."""
-        if self.worker.busy:
+        if self.worker.busy and not self.uploads_allowed:
             return
         chosen = self.ask_open_file()
         if chosen:
@@ -200,7 +201,7 @@ class FractureApp(ctk.CTk):
 
     def upload_study(self) -> None:
         """Choose several views of one study and preview the first."""
-        if self.worker.busy:
+        if self.worker.busy and not self.uploads_allowed:
             return
         chosen = self.ask_open_files()
         if chosen:
@@ -298,23 +299,23 @@ class FractureApp(ctk.CTk):
 
     # ------------------------------------------------------------------ worker plumbing
 
-    def _run(self, job, on_done, status: str) -> None:
-        self._set_busy(True, status)
+    def _run(self, job, on_done, status: str, allow_upload: bool = False) -> None:
+        self._set_busy(True, status, allow_upload)
         self.worker.start(job, on_done)
 
     def _poll(self) -> None:
         self.worker.poll()
         self.after(50, self._poll)
 
-    def _set_busy(self, busy: bool, status: str = "") -> None:
+    def _set_busy(self, busy: bool, status: str = "", allow_upload: bool = False) -> None:
+        """Disable the buttons that would conflict with the running job (uploading an image
+        does not conflict with loading the models)."""
         state = "disabled" if busy else "normal"
-        for button in (
-            self.upload_button,
-            self.study_button,
-            self.predict_button,
-            self.save_button,
-        ):
+        self.uploads_allowed = allow_upload
+        for button in (self.predict_button, self.save_button):
             button.configure(state=state)
+        for button in (self.upload_button, self.study_button):
+            button.configure(state="normal" if allow_upload else state)
         self.heatmap_switch.configure(state=state)
         if busy:
             self.progress.grid(row=4, column=0, padx=12, pady=6, sticky="ew")
@@ -377,7 +378,7 @@ class FractureApp(ctk.CTk):
             engine.warm_up()
             return engine
 
-        self._run(warm_up, self._on_models_loaded, "Loading the models…")
+        self._run(warm_up, self._on_models_loaded, "Loading the models…", allow_upload=True)
 
     def _on_models_loaded(self, _engine, error) -> None:
         self._set_busy(False)

@@ -66,7 +66,7 @@ class Recorder:
         self.messages: list[tuple[str, str]] = []
 
 
-def make_app(display, weights_dir, monkeypatch, open_path=None, save_path=None):
+def make_app(display, weights_dir, monkeypatch, open_path=None, save_path=None, wait=True):
     from app.window import FractureApp
 
     recorder = Recorder()
@@ -81,7 +81,8 @@ def make_app(display, weights_dir, monkeypatch, open_path=None, save_path=None):
     monkeypatch.setattr(FractureApp, "ask_replace", lambda self, path: False)
     app = FractureApp(weights_dir)
     app.update()
-    wait_idle(app)
+    if wait:
+        wait_idle(app)
     return app, recorder
 
 
@@ -272,3 +273,21 @@ def test_about_window_states_training_data_and_limits(display, weights, monkeypa
         assert "'positive' means abnormal" in text
         assert "Model versions:" in text
         app.about_window.destroy()
+
+
+def test_upload_works_while_models_load(display, weights, monkeypatch, tmp_path):
+    from core import engine
+
+    engine.clear_cache()
+    image = write_image(tmp_path / "hand.png")
+    with running_app(display, weights["normal"], monkeypatch, open_path=image, wait=False) as (
+        app,
+        recorder,
+    ):
+        assert app.worker.busy and app.status_label.cget("text") == "Loading the models…"
+        assert app.predict_button.cget("state") == "disabled"
+        app.upload()
+        assert app.paths == [image]
+        wait_idle(app)
+        assert app.models_ready and app.predict_button.cget("state") == "normal"
+        assert recorder.errors == []
