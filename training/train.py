@@ -41,7 +41,7 @@ from core.models import (
 from training import datasets
 from training.datasets import Record
 from training.metrics import auroc
-from training.pipeline import image_dataset, images_only
+from training.pipeline import class_weights, image_dataset, images_only
 
 ROOT = Path(__file__).resolve().parent.parent
 BACKBONE_FILE = "backbone_resnet50.npz"
@@ -572,7 +572,7 @@ def train_head(options: Options, splits: dict[str, list[Record]]) -> None:
     if options.target == "parts":
         labels = np.array([BONE_TYPE_CLASSES.index(r.bone) for r in train])
         val_labels = np.array([BONE_TYPE_CLASSES.index(r.bone) for r in val])
-        weights = np.ones(len(train), np.float32)
+        weights = class_weights(labels.tolist(), len(BONE_TYPE_CLASSES))[labels]
     else:
         labels = np.array([r.label for r in train])
         val_labels = np.array([r.label for r in val])
