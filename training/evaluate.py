@@ -146,9 +146,10 @@ def _json_default(value):
 def bone_type_sentence(bone: dict) -> str:
     """One sentence on bone-type accuracy and the 'not recognised' rate of other regions."""
     return (
-        f"Bone type: {_pct(bone['best_guess_accuracy_3_bones'])} correct on "
-        f"{bone['images_of_3_bones']} held-out elbow/hand/shoulder images; other regions flagged "
-        f"'not recognised': {_pct(bone['other_flagged_not_recognised'])} of "
+        f"Bone type: best guess correct on {_pct(bone['best_guess_accuracy_3_bones'])} of "
+        f"{bone['images_of_3_bones']} elbow/hand/shoulder images "
+        f"({_pct(bone['recognised_and_correct_3_bones'])} recognised and correct); other regions "
+        f"flagged 'not recognised': {_pct(bone['other_flagged_not_recognised'])} of "
         f"{bone['images_of_other_regions']}."
     )
 

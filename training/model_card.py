@@ -119,6 +119,18 @@ def markdown(raw: dict, report: dict) -> str:
         out.append(f"| {name} | " + " | ".join(str(v) for v in row) + " |")
     out += [
         "",
+        "Plots (ROC curves, confusion matrices, training curves): `docs/evaluation/`.",
+        "",
+        "## What would close the gap to the targets",
+        "- ImageNet (or radiograph) pre-training: `--init imagenet` on a machine with internet.",
+        "- More data of the rare groups (elbows, fractured shoulders): MURA v1.1 has about "
+        "5,000 elbow and 8,000 shoulder images.",
+        "- A larger input (224-320 px; 128 px was used to fit training into one CPU session).",
+        "- More 'other region' examples (wrist, forearm, finger views) for the 'not recognised' "
+        "answer.",
+    ]
+    out += [
+        "",
         "## Limits",
         "- " + WARNING,
         "- FracAtlas comes from one hospital group; images often show a longer stretch of the "

@@ -433,6 +433,22 @@ def provenance(options: Options, splits: dict[str, list[Record]], minutes: float
     }
 
 
+def init_lineage(init: str) -> dict | None:
+    """When the backbone started from a weights folder's backbone, how that one was made."""
+    manifest_path = Path(init).parent / manifest_io.MANIFEST_NAME
+    if init in ("none", "imagenet") or not manifest_path.is_file():
+        return None
+    entry = json.loads(manifest_path.read_text()).get("models", {}).get("backbone", {})
+    source = entry.get("provenance", {})
+    return {
+        "version": entry.get("version"),
+        "sha256": entry.get("sha256"),
+        "command": source.get("command"),
+        "training_minutes": source.get("training_minutes"),
+        "init": source.get("init"),
+    }
+
+
 def git_commit() -> str:
     """Current commit of the repository, or 'unknown'."""
     try:
@@ -467,6 +483,7 @@ def export_backbone_run(options: Options, splits, result) -> None:
     model, backbone = result["model"], result["backbone"]
     info = provenance(options, splits, result["minutes"])
     info["init"] = result["init"]
+    info["init_from"] = init_lineage(result["init"])
     version = version_tag()
     write_manifest_basics(options)
     save_backbone(backbone, out / BACKBONE_FILE)
