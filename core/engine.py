@@ -6,6 +6,7 @@ TensorFlow is imported here and nowhere in the GUI, so the window can open befor
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +14,8 @@ import numpy as np
 
 from core import errors
 from core.manifest import Manifest, read_manifest, verified_path
-from core.models import BONE_TYPE_CLASSES, BONES, build_backbone, load_backbone_weights, load_head
+from core.models import BONE_TYPE_CLASSES, BONES, load_arrays, load_head
+from core.resnet_graph import FoldedResNet50, fold_backbone
 
 
 @dataclass(frozen=True)
@@ -24,22 +26,28 @@ class RawOutput:
     fracture_probabilities: dict[str, float]
 
 
+def load_weights(manifest: Manifest):
+    """Verified, folded backbone arrays, the bone-type head and the fracture heads (BONES order)."""
+    backbone_path = verified_path(manifest, manifest.backbone)
+    folded = fold_backbone(load_arrays(backbone_path), backbone_path)
+    bone_type = load_head(verified_path(manifest, manifest.bone_type), len(BONE_TYPE_CLASSES))
+    fracture = [load_head(verified_path(manifest, manifest.fracture[bone]), 1) for bone in BONES]
+    return folded, bone_type, fracture
+
+
 class Engine:
     """The loaded backbone and heads, with a traced inference function and Grad-CAM."""
 
     def __init__(self, manifest: Manifest) -> None:
-        import tensorflow as tf
-
         self.manifest = manifest
         size = manifest.input_size
-        backbone_path = verified_path(manifest, manifest.backbone)
-        head_paths = [verified_path(manifest, manifest.bone_type)] + [
-            verified_path(manifest, manifest.fracture[bone]) for bone in BONES
-        ]
-        self.backbone = build_backbone(size, init="none")
-        load_backbone_weights(self.backbone, backbone_path)
-        bone_kernel, bone_bias = load_head(head_paths[0], len(BONE_TYPE_CLASSES))
-        fracture = [load_head(path, 1) for path in head_paths[1:]]
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            # Checksums, reading and batch-norm folding (numpy) overlap the TensorFlow import.
+            loading = pool.submit(load_weights, manifest)
+            import tensorflow as tf
+
+            folded, (bone_kernel, bone_bias), fracture = loading.result()
+        self.backbone = FoldedResNet50(folded)
         self._bone_kernel = tf.constant(bone_kernel)
         self._bone_bias = tf.constant(bone_bias)
         self._fracture_kernel = tf.constant(np.concatenate([k for k, _ in fracture], axis=1))

@@ -100,6 +100,7 @@ def test_dicom_without_pixels_is_refused(tmp_path):
         read_xray(path)
 
 
+@pytest.mark.filterwarnings("ignore:Invalid value for VR UI")  # pydicom notes the garbage
 def test_corrupt_dicom_is_refused(tmp_path):
     path = tmp_path / "broken.dcm"
     path.write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00\x10\x00UI\xff\xff" + b"garbage")
