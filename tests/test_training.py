@@ -10,6 +10,7 @@ import pytest
 import predictions
 from core import engine
 from core.imaging import preprocess, read_xray
+from core.manifest import load_raw as read_raw_manifest
 from core.manifest import read_manifest, sha256_file
 from tests.mura_fixture import make_mura_tree
 from training import datasets, evaluate, train
@@ -81,6 +82,12 @@ def test_train_reload_and_evaluate(mura, tmp_path, capsys):
     assert after.fracture["Elbow"].sha256 != before
     assert after.fracture["Hand"].sha256 == manifest.fracture["Hand"].sha256
 
+    assert 0.5 <= manifest.recognition_threshold <= 0.95
+    assert "chosen on validation" in read_raw_manifest(out)["recognition_threshold_note"]
+    assert train.main(["parts", *common, "--recognition-threshold", "0.9"]) == 0
+    assert read_manifest(out).recognition_threshold == 0.9
+    assert read_manifest(out).bone_type.sha256 != manifest.bone_type.sha256
+
     engine.clear_cache()
     records, _ = datasets.load_mura(mura, "valid")
     result = predictions.analyze(records[0].path, out)
@@ -128,3 +135,24 @@ def test_imagenet_init_falls_back_when_offline(monkeypatch, capsys):
     assert "could not be downloaded" in capsys.readouterr().err
     with pytest.raises(OSError):
         train.resolve_init("imagenet", 32)
+
+
+def test_recognition_threshold_balances_bones_and_other_regions():
+    truth = ["Hand", "Hand", "Elbow", "Other", "Other"]
+    probabilities = np.array(
+        [
+            [0.0, 0.90, 0.0, 0.10],  # hand, confident
+            [0.0, 0.62, 0.0, 0.38],  # hand, unsure
+            [0.58, 0.0, 0.0, 0.42],  # elbow, unsure
+            [0.0, 0.72, 0.0, 0.28],  # other region that looks like a hand
+            [0.0, 0.0, 0.30, 0.70],  # other region, flagged at any threshold
+        ]
+    )
+    # at 0.50 and 0.55: bones 3/3 recognised, others 1/2 flagged -> 0.75
+    assert train.recognition_score(truth, probabilities, 0.5) == pytest.approx(0.75)
+    # at 0.75 (up to 0.90): bones 1/3, others 2/2 -> 0.667; at 0.60: 2/3 and 1/2 -> 0.583
+    assert train.recognition_score(truth, probabilities, 0.75) == pytest.approx(2 / 3)
+    assert train.recognition_score(truth, probabilities, 0.60) == pytest.approx(7 / 12)
+    assert train.choose_recognition_threshold(truth, probabilities) == 0.5
+    probabilities[0, 1], probabilities[1, 1] = 0.95, 0.93  # now 0.75 keeps every hand
+    assert train.choose_recognition_threshold(truth, probabilities) == 0.75

@@ -5,7 +5,8 @@
 Every image goes through `predictions.analyze`, exactly as in the app. Fracture metrics are
 grouped by each image's true bone and use the fracture probability the app shows (the model
 routed by the predicted bone type); per-study figures use the mean probability over a study's
-images, as in the MURA paper.
+images, as in the MURA paper. The "all regions" group adds the images of other regions: the
+app gives them no verdict, but it shows how well the fracture signal carries across regions.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ def evaluate(records: list[Record], weights_dir: Path | str | None = None, seed:
     }
     groups = {bone: [(r, p) for r, p in rows if r.bone == bone] for bone in BONES}
     groups["all three bones"] = [(r, p) for r, p in rows if r.bone in BONES]
+    groups["all regions"] = rows  # the fracture signal on every image; the app shows no verdict
+    # for images it does not recognise, so this group describes the model, not the app
     for name, members in groups.items():
         report["fracture"][name] = fracture_report(members, seed)
     report["_curves"] = {

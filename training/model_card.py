@@ -66,7 +66,8 @@ def markdown(raw: dict, report: dict) -> str:
         f"{raw['input_size']} x {raw['input_size']} px; init: {info.get('init', '?')}; "
         f"stored as {backbone.get('storage', 'float16')}.",
         "- Heads: bone type (Elbow / Hand / Shoulder / Other; not recognised when 'Other' wins or "
-        f"the top probability is under {raw['recognition_threshold']}) and one fracture head per "
+        f"the top probability is under {raw['recognition_threshold']}; "
+        f"{raw.get('recognition_threshold_note', 'fixed')}) and one fracture head per "
         "bone (threshold 0.5 after the operating-point shift noted in the manifest).",
         f"- Version {backbone.get('version', '?')}, trained {info.get('date', '?')} on "
         f"{info.get('machine', '?')} in {info.get('training_minutes', '?')} min.",
@@ -98,6 +99,12 @@ def markdown(raw: dict, report: dict) -> str:
         command = entry.get("provenance", {}).get("command")
         if command:
             commands.setdefault(command, []).append(key)
+    lineage = info.get("init_from")
+    if lineage and lineage.get("command"):
+        out.append(
+            f"- `{lineage['command']}` (the starting backbone, init: {lineage.get('init')}, "
+            f"{lineage.get('training_minutes', '?')} min), then:"
+        )
     for command, keys in commands.items():
         out.append(f"- `{command}` (wrote: {', '.join(keys)})")
     out += ["", f"## Results on the held-out test split ({report.get('split', 'test')})", ""]
@@ -125,7 +132,8 @@ def markdown(raw: dict, report: dict) -> str:
         "- ImageNet (or radiograph) pre-training: `--init imagenet` on a machine with internet.",
         "- More data of the rare groups (elbows, fractured shoulders): MURA v1.1 has about "
         "5,000 elbow and 8,000 shoulder images.",
-        "- A larger input (224-320 px; 128 px was used to fit training into one CPU session).",
+        f"- A larger input (224-320 px; {raw['input_size']} px was used to fit training into "
+        "one CPU session).",
         "- More 'other region' examples (wrist, forearm, finger views) for the 'not recognised' "
         "answer.",
     ]

@@ -70,7 +70,7 @@ class Options:
     max_minutes: float
     resume: bool
     strategy: str
-    recognition_threshold: float
+    recognition_threshold: float | None
     limit: int
     verbose: int
     command: str
@@ -112,7 +112,12 @@ def parse_args(argv: list[str] | None = None) -> Options:
     parser.add_argument(
         "--strategy", choices=("default", "mirrored", "multiworker"), default="default"
     )
-    parser.add_argument("--recognition-threshold", type=float, default=0.5)
+    parser.add_argument(
+        "--recognition-threshold",
+        type=float,
+        help="minimum bone-type probability to accept an image as elbow, hand or shoulder "
+        "(default: chosen on the validation split, at least 0.5)",
+    )
     parser.add_argument("--limit", type=int, default=0, help="use at most N training images")
     parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
     args = parser.parse_args(argv)
@@ -380,6 +385,28 @@ def youden_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
     return best
 
 
+def recognition_score(truth: list[str], probabilities: np.ndarray, threshold: float) -> float:
+    """Balanced accuracy of the 'not recognised' answer: the mean of the share of bone images
+    recognised as the right bone and the share of other-region images flagged."""
+    truth_index = np.array([BONE_TYPE_CLASSES.index(bone) for bone in truth])
+    best = probabilities.argmax(axis=1)
+    recognised = (best < len(BONES)) & (probabilities.max(axis=1) >= threshold)
+    is_bone = truth_index < len(BONES)
+    rates = []
+    if is_bone.any():
+        rates.append(float((recognised & (best == truth_index))[is_bone].mean()))
+    if (~is_bone).any():
+        rates.append(float((~recognised)[~is_bone].mean()))
+    return float(np.mean(rates)) if rates else 0.0
+
+
+def choose_recognition_threshold(truth: list[str], probabilities: np.ndarray) -> float:
+    """The threshold in 0.50, 0.55 ... 0.95 with the best `recognition_score` (lowest on ties)."""
+    candidates = np.round(np.arange(0.5, 0.951, 0.05), 2)
+    scores = [recognition_score(truth, probabilities, float(t)) for t in candidates]
+    return float(candidates[int(np.argmax(scores))])
+
+
 def logit(probability: float) -> float:
     """Inverse of the sigmoid, clipped away from 0 and 1."""
     p = min(max(probability, 1e-4), 1 - 1e-4)
@@ -467,13 +494,29 @@ def version_tag() -> str:
     return f"{datetime.now(UTC).strftime('%Y%m%d-%H%M')}-{git_commit()}"
 
 
-def write_manifest_basics(options: Options) -> None:
-    """Input size and recognition threshold at the top of the manifest."""
+def write_manifest_basics(options: Options, recognition_threshold: float, note: str) -> None:
+    """Input size and recognition threshold (with how it was chosen) at the top of the manifest."""
     raw = manifest_io.load_raw(options.out)
     raw["format_version"] = 1
     raw["input_size"] = options.input_size
-    raw["recognition_threshold"] = options.recognition_threshold
+    raw["recognition_threshold"] = recognition_threshold
+    raw["recognition_threshold_note"] = note
     manifest_io.write_raw(options.out, raw)
+
+
+def recognition_threshold(options: Options, records: list[Record], probabilities) -> tuple:
+    """The --recognition-threshold given, or the one chosen on validation; with a note."""
+    truth = [r.bone for r in records]
+    if options.recognition_threshold is not None:
+        chosen, how = options.recognition_threshold, "given by --recognition-threshold"
+    elif records:
+        chosen, how = choose_recognition_threshold(truth, probabilities), "chosen on validation"
+    else:
+        chosen, how = 0.5, "default (no validation images)"
+    score = recognition_score(truth, probabilities, chosen) if records else None
+    note = f"{how}; balanced accuracy on {len(records)} val images: {score}"
+    print(f"recognition threshold {chosen} ({note})")
+    return chosen, note
 
 
 def export_backbone_run(options: Options, splits, result) -> None:
@@ -485,7 +528,8 @@ def export_backbone_run(options: Options, splits, result) -> None:
     info["init"] = result["init"]
     info["init_from"] = init_lineage(result["init"])
     version = version_tag()
-    write_manifest_basics(options)
+    val_bone, val_fracture = predict_heads(model, splits["val"], options)
+    write_manifest_basics(options, *recognition_threshold(options, splits["val"], val_bone))
     save_backbone(backbone, out / BACKBONE_FILE)
     manifest_io.register_model(
         out,
@@ -499,7 +543,6 @@ def export_backbone_run(options: Options, splits, result) -> None:
     )
     bone_kernel, bone_bias = model.get_layer("bone_type").get_weights()
     save_head(bone_kernel, bone_bias, out / "bone_type_head.npz")
-    val_bone, val_fracture = predict_heads(model, splits["val"], options)
     print(f"val bone type: {bone_type_summary(splits['val'], val_bone)}")
     manifest_io.register_model(
         out,
@@ -615,6 +658,14 @@ def train_head(options: Options, splits: dict[str, list[Record]]) -> None:
         details["operating_point"] = operating_point_note(
             threshold, f"{len(val)} val images of this bone"
         )
+    else:
+        logits = val_x @ kernel + bias if len(val_x) else np.zeros((0, outputs))
+        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probabilities = shifted / shifted.sum(axis=1, keepdims=True)
+        threshold, note = recognition_threshold(options, val, probabilities)
+        raw = manifest_io.load_raw(options.out)
+        raw["recognition_threshold"], raw["recognition_threshold_note"] = threshold, note
+        manifest_io.write_raw(options.out, raw)
     path = options.out / entry.file
     save_head(kernel, bias, path)
     manifest_io.register_model(options.out, key, path, manifest_io.expected_classes(key), **details)
