@@ -51,6 +51,16 @@ def metric_lines(report: dict) -> list[str]:
     return lines
 
 
+def lineage(info: dict) -> list[dict]:
+    """The earlier runs the backbone started from, oldest first, each with its command."""
+    steps, source = [], info.get("init_from")
+    while source and source.get("command"):
+        note = f"init: {source.get('init')}, {source.get('training_minutes', '?')} min"
+        steps.insert(0, {"command": source["command"], "note": note})
+        source = source.get("init_from")
+    return steps
+
+
 def markdown(raw: dict, report: dict) -> str:
     """The model card as Markdown."""
     backbone = raw["models"]["backbone"]
@@ -99,12 +109,7 @@ def markdown(raw: dict, report: dict) -> str:
         command = entry.get("provenance", {}).get("command")
         if command:
             commands.setdefault(command, []).append(key)
-    lineage = info.get("init_from")
-    if lineage and lineage.get("command"):
-        out.append(
-            f"- `{lineage['command']}` (the starting backbone, init: {lineage.get('init')}, "
-            f"{lineage.get('training_minutes', '?')} min), then:"
-        )
+    out += [f"- `{step['command']}` ({step['note']}), then:" for step in lineage(info)]
     for command, keys in commands.items():
         out.append(f"- `{command}` (wrote: {', '.join(keys)})")
     out += ["", f"## Results on the held-out test split ({report.get('split', 'test')})", ""]

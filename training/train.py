@@ -473,6 +473,7 @@ def init_lineage(init: str) -> dict | None:
         "command": source.get("command"),
         "training_minutes": source.get("training_minutes"),
         "init": source.get("init"),
+        "init_from": source.get("init_from"),  # the chain back to the first run
     }
 
 
