@@ -72,8 +72,8 @@ class FractureApp(ctk.CTk):
             pass
 
     def _build(self) -> None:
-        self.grid_columnconfigure(0, weight=3)
-        self.grid_columnconfigure(1, weight=2)
+        self.grid_columnconfigure(0, weight=3, uniform="panels")  # fixed 3:2 split
+        self.grid_columnconfigure(1, weight=2, uniform="panels")
         self.grid_rowconfigure(2, weight=1)
 
         header = ctk.CTkFrame(self, corner_radius=0)

@@ -1,6 +1,6 @@
 """Print inference speed on this machine: warm two-stage latency, start to first result, memory.
 
-    python -m benchmarks.predict [--weights DIR] [--image FILE] [--runs 30]
+    python -m benchmarks.predict [--weights DIR] [--image FILE] [--runs 30] [--starts 5]
 
 Targets (2-core CPU): warm two-stage median <= 80 ms, start to first result <= 4 s, peak memory
 <= 1.2 GB. The seed's design measured 0.43 s per warm click, 7.1 s to load, 1.11 GB peak.
@@ -63,6 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--weights", type=Path, default=ROOT / "weights")
     parser.add_argument("--image", type=Path, default=ROOT / "test" / "Hand" / "normal")
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--starts", type=int, default=5, help="cold starts to take the median of")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as temporary:
         weights = args.weights
@@ -75,7 +76,9 @@ def main(argv: list[str] | None = None) -> None:
         if image.is_dir():
             image = sorted(p for p in image.iterdir() if p.is_file())[0]
         print(f"image: {image}\nweights: {weights}")
-        seconds, peak = cold_start(image, weights)
+        starts = [cold_start(image, weights) for _ in range(args.starts)]
+        seconds = statistics.median(s for s, _ in starts)
+        peak = max(p for _, p in starts)
         timings = sorted(warm_latency(image, weights, args.runs))
         median = statistics.median(timings) * 1000
         p90 = timings[int(0.9 * (len(timings) - 1))] * 1000
@@ -83,7 +86,11 @@ def main(argv: list[str] | None = None) -> None:
             f"warm two-stage latency: median {median:.1f} ms, p90 {p90:.1f} ms "
             f"over {len(timings)} runs (target <= 80 ms)"
         )
-        print(f"process start to first result: {seconds:.2f} s (target <= 4 s)")
+        print(
+            f"process start to first result: median {seconds:.2f} s of {len(starts)} starts, "
+            f"range {min(s for s, _ in starts):.2f}-{max(s for s, _ in starts):.2f} s "
+            "(target <= 4 s)"
+        )
         print(f"peak memory of that process: {peak:.0f} MB (target <= 1200 MB)")
 
 

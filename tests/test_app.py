@@ -293,31 +293,33 @@ def test_upload_works_while_models_load(display, weights, monkeypatch, tmp_path)
         assert recorder.errors == []
 
 
-def test_shipped_weights_in_the_window(display, monkeypatch):
-    """The default weights on a sample X-ray, as a clinician sees them (README screenshots)."""
+@pytest.mark.parametrize("sample", ["Hand/normal", "Hand/fractured"])
+def test_shipped_weights_in_the_window(display, monkeypatch, sample):
+    """The default weights on sample X-rays, as a clinician sees them (README screenshots)."""
     import predictions
     from app.window import DEFAULT_WEIGHTS
 
     root = Path(__file__).resolve().parent.parent
-    image = sorted((root / "test" / "Hand" / "fractured").glob("*.jpg"))[0]
-    with running_app(display, DEFAULT_WEIGHTS, monkeypatch, open_path=image) as (
-        app,
-        recorder,
-    ):
+    image = sorted((root / "test" / sample).glob("*.jpg"))[0]
+    with running_app(display, DEFAULT_WEIGHTS, monkeypatch, open_path=image) as (app, recorder):
         upload_and_predict(app)
         expected = predictions.analyze(image)
-        assert app.type_label.cget("text") == (
-            f"Type: {expected.bone} ({expected.bone_confidence:.0%})"
-        )
+        confidence = f"{expected.bone_confidence:.0%}"
         if expected.recognised:
-            verdict = expected.label.capitalize()
+            assert app.type_label.cget("text") == f"Type: {expected.bone} ({confidence})"
             assert app.result_label.cget("text") == (
-                f"Result: {verdict} ({expected.label_confidence:.0%})"
+                f"Result: {expected.label.capitalize()} ({expected.label_confidence:.0%})"
             )
-        screenshot(app, "window_shipped.png")
+        else:
+            assert app.type_label.cget("text") == (
+                f"Type: not recognised (best guess {expected.bone}, {confidence})"
+            )
+            assert app.result_label.cget("text").startswith("Not recognised")
+        name = sample.replace("/", "_").lower()
+        screenshot(app, f"window_shipped_{name}.png")
         app.heatmap_switch.select()
         app.toggle_heatmap()
         wait_idle(app)
         assert app.overlay_image is not None
-        screenshot(app, "window_shipped_heatmap.png")
+        screenshot(app, f"window_shipped_{name}_heatmap.png")
         assert recorder.errors == []

@@ -112,6 +112,12 @@ def markdown(raw: dict, report: dict) -> str:
     out += [f"- `{step['command']}` ({step['note']}), then:" for step in lineage(info)]
     for command, keys in commands.items():
         out.append(f"- `{command}` (wrote: {', '.join(keys)})")
+    out += [
+        "",
+        "Run in this order; each `--out` folder receives the files it lists, and the shipped "
+        "`weights/` is the last folder's content. Training time is per command, on the machine "
+        "named above.",
+    ]
     out += ["", f"## Results on the held-out test split ({report.get('split', 'test')})", ""]
     out += [f"- {line}" for line in metric_lines(report)]
     out += [

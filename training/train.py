@@ -514,7 +514,7 @@ def recognition_threshold(options: Options, records: list[Record], probabilities
         chosen, how = choose_recognition_threshold(truth, probabilities), "chosen on validation"
     else:
         chosen, how = 0.5, "default (no validation images)"
-    score = recognition_score(truth, probabilities, chosen) if records else None
+    score = f"{recognition_score(truth, probabilities, chosen):.3f}" if records else "n/a"
     note = f"{how}; balanced accuracy on {len(records)} val images: {score}"
     print(f"recognition threshold {chosen} ({note})")
     return chosen, note
