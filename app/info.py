@@ -39,6 +39,8 @@ def models_text(weights_dir: str | Path | None = None) -> str:
     lines = ["Models"]
     if card.get("summary"):
         lines.append(card["summary"])
+    if card.get("metrics_summary"):
+        lines.append("Measured on held-out test images (95% intervals in brackets):")
     for line in card.get("metrics_summary", []):
         lines.append(f"  {line}")
     if card.get("attribution"):
