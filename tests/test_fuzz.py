@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -15,6 +16,9 @@ from PIL import Image
 import predictions
 from core.errors import TriageError
 from core.imaging import read_xray
+
+# Random bytes can look like a broken DICOM header; pydicom then warns before our typed error.
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:pydicom")
 
 SETTINGS = settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
