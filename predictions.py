@@ -24,7 +24,7 @@ import numpy as np
 
 from core import errors
 from core.imaging import IMAGE_EXTENSIONS, prepare, preprocess, read_xray
-from core.models import BONES
+from core.models import BONES, is_recognised
 
 FRACTURED, NORMAL = "fractured", "normal"
 
@@ -117,11 +117,6 @@ def _label(probability: float, threshold: float) -> str:
     return FRACTURED if probability >= threshold else NORMAL
 
 
-def _is_recognised(probabilities: dict[str, float], threshold: float) -> bool:
-    best = max(probabilities, key=probabilities.get)
-    return best in BONES and probabilities[best] >= threshold
-
-
 def analyze(path: str | Path, weights_dir: str | Path | None = None) -> Prediction:
     """Run bone type, then the routed fracture model, on one X-ray file."""
     start = time.perf_counter()
@@ -141,7 +136,7 @@ def _prediction(path: str, raw, engine, seconds: float) -> Prediction:
         path=path,
         bone=bone,
         bone_probabilities=probabilities,
-        recognised=_is_recognised(probabilities, manifest.recognition_threshold),
+        recognised=is_recognised(probabilities, manifest.recognition_threshold),
         recognition_threshold=manifest.recognition_threshold,
         fracture_probability=fracture,
         label=_label(fracture, threshold),
@@ -181,7 +176,7 @@ def analyze_study(
         bone=bone,
         bone_probabilities=mean_bone,
         views_agree=len(set(view_bones)) == 1,
-        recognised=_is_recognised(mean_bone, engine.manifest.recognition_threshold),
+        recognised=is_recognised(mean_bone, engine.manifest.recognition_threshold),
         fracture_probability=probability,
         label=_label(probability, threshold),
         threshold=threshold,

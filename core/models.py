@@ -21,6 +21,12 @@ FEATURE_DIM = 2048
 FLOAT16_LIMIT = 60000.0
 
 
+def is_recognised(probabilities: dict[str, float], threshold: float) -> bool:
+    """The app's rule: the most likely bone-type class is a bone and reaches `threshold`."""
+    best = max(probabilities, key=probabilities.get)
+    return best in BONES and probabilities[best] >= threshold
+
+
 def build_backbone(input_size: int, init: str = "none"):
     """ResNet50 without its top, output = last convolutional block (`conv5_block3_out`).
 
@@ -73,7 +79,7 @@ def load_backbone_weights(backbone, path: Path) -> None:
     for variable in backbone.weights:
         array = arrays.get(variable.path)
         if array is None or tuple(array.shape) != tuple(variable.shape):
-            raise _invalid(path, f"it has no matching weights for {variable.path}")
+            raise invalid_model_file(path, f"it has no matching weights for {variable.path}")
         variable.assign(array.astype(np.float32))
 
 
@@ -87,9 +93,9 @@ def load_head(path: Path, outputs: int) -> tuple[np.ndarray, np.ndarray]:
     arrays = load_arrays(path)
     kernel, bias = arrays.get("kernel"), arrays.get("bias")
     if kernel is None or bias is None or kernel.shape != (FEATURE_DIM, outputs):
-        raise _invalid(path, f"it is not a head with {outputs} output(s)")
+        raise invalid_model_file(path, f"it is not a head with {outputs} output(s)")
     if bias.shape != (outputs,):
-        raise _invalid(path, "its bias has the wrong shape")
+        raise invalid_model_file(path, "its bias has the wrong shape")
     return kernel.astype(np.float32), bias.astype(np.float32)
 
 
@@ -99,7 +105,7 @@ def load_arrays(path: Path) -> dict[str, np.ndarray]:
         with np.load(path, allow_pickle=False) as archive:
             return {name: archive[name] for name in archive.files}
     except (ValueError, OSError, EOFError, KeyError) as exc:
-        raise _invalid(path, "it is not a model file") from exc
+        raise invalid_model_file(path, "it is not a model file") from exc
 
 
 def _save_npz(arrays: dict[str, np.ndarray], path: Path) -> None:
@@ -109,7 +115,8 @@ def _save_npz(arrays: dict[str, np.ndarray], path: Path) -> None:
     temporary.replace(path)
 
 
-def _invalid(path: Path, why: str) -> errors.InvalidModelFileError:
+def invalid_model_file(path: Path, why: str) -> errors.InvalidModelFileError:
+    """The clinician-readable error for a weight file that is not the expected model."""
     return errors.InvalidModelFileError(
         f"The model file '{path.name}' cannot be used: {why}.",
         "Reinstall the weights folder from the project, or retrain (see README).",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core import errors
+from core.models import invalid_model_file
 
 BN_EPSILON = 1.001e-5  # keras.applications.ResNet50's batch-norm epsilon
 STAGES = (("conv2", 3, 64, 1), ("conv3", 4, 128, 2), ("conv4", 6, 256, 2), ("conv5", 3, 512, 2))
@@ -76,11 +76,7 @@ def _check(arrays: dict[str, np.ndarray], spec: ConvSpec, path: Path) -> None:
     }
     for key, shape in expected.items():
         if key not in arrays or tuple(arrays[key].shape) != shape:
-            raise errors.InvalidModelFileError(
-                f"The model file '{path.name}' cannot be used: it has no matching weights "
-                f"for {key}.",
-                "Reinstall the weights folder from the project, or retrain (see README).",
-            )
+            raise invalid_model_file(path, f"it has no matching weights for {key}")
 
 
 def fold_backbone(arrays: dict[str, np.ndarray], path: Path) -> dict[str, tuple]:

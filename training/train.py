@@ -34,6 +34,7 @@ from core.models import (
     FRACTURE_CLASSES,
     build_backbone,
     build_training_model,
+    is_recognised,
     load_head,
     save_backbone,
     save_head,
@@ -388,15 +389,13 @@ def youden_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
 def recognition_score(truth: list[str], probabilities: np.ndarray, threshold: float) -> float:
     """Balanced accuracy of the 'not recognised' answer: the mean of the share of bone images
     recognised as the right bone and the share of other-region images flagged."""
-    truth_index = np.array([BONE_TYPE_CLASSES.index(bone) for bone in truth])
-    best = probabilities.argmax(axis=1)
-    recognised = (best < len(BONES)) & (probabilities.max(axis=1) >= threshold)
-    is_bone = truth_index < len(BONES)
-    rates = []
-    if is_bone.any():
-        rates.append(float((recognised & (best == truth_index))[is_bone].mean()))
-    if (~is_bone).any():
-        rates.append(float((~recognised)[~is_bone].mean()))
+    shown = []  # the bone the app would report, or None for "not recognised"
+    for row in probabilities:
+        named = dict(zip(BONE_TYPE_CLASSES, map(float, row), strict=True))
+        shown.append(max(BONES, key=named.get) if is_recognised(named, threshold) else None)
+    bones = [s == t for s, t in zip(shown, truth, strict=True) if t in BONES]
+    others = [s is None for s, t in zip(shown, truth, strict=True) if t not in BONES]
+    rates = [float(np.mean(group)) for group in (bones, others) if group]
     return float(np.mean(rates)) if rates else 0.0
 
 
@@ -663,10 +662,7 @@ def train_head(options: Options, splits: dict[str, list[Record]]) -> None:
         logits = val_x @ kernel + bias if len(val_x) else np.zeros((0, outputs))
         shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
         probabilities = shifted / shifted.sum(axis=1, keepdims=True)
-        threshold, note = recognition_threshold(options, val, probabilities)
-        raw = manifest_io.load_raw(options.out)
-        raw["recognition_threshold"], raw["recognition_threshold_note"] = threshold, note
-        manifest_io.write_raw(options.out, raw)
+        write_manifest_basics(options, *recognition_threshold(options, val, probabilities))
     path = options.out / entry.file
     save_head(kernel, bias, path)
     manifest_io.register_model(options.out, key, path, manifest_io.expected_classes(key), **details)
