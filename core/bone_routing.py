@@ -7,7 +7,8 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-BONES = ("Elbow", "Hand", "Shoulder")
+from core.models import BONES
+
 DICOM_SUFFIXES = (".dcm", ".dicom")
 
 # Tags read, most specific first: the structured body-part code, then the free-text descriptions.
