@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from predictions import FRACTURED, Prediction, StudyPrediction
+from predictions import CHOSEN, FRACTURED, FROM_MODEL, FROM_TAG, Prediction, StudyPrediction
 
 RED = "#d32f2f"
 GREEN = "#2e7d32"
@@ -21,17 +21,24 @@ class ResultText:
     result_text: str
     result_colour: str
     detail_text: str
+    note_text: str = ""  # why the tags were not used, or notes about the file
+    offer_bones: bool = False  # no verdict: offer "Analyse as Elbow / Hand / Shoulder"
 
 
 def describe(result: Prediction | StudyPrediction) -> ResultText:
     """Texts and colour for a result; the verdict is exactly the model's label."""
-    bone_p = result.bone_probabilities[result.bone]
+    note = " ".join(item for item in (result.routing_note, *result.notes) if item)
     if not result.recognised:
+        guess = result.model_bone
         return ResultText(
-            type_text=f"Type: not recognised (best guess {result.bone}, {bone_p:.0%})",
+            type_text=(
+                f"Type: not recognised (best guess {guess}, {result.bone_probabilities[guess]:.0%})"
+            ),
             result_text="Not recognised as an elbow, hand or shoulder X-ray",
             result_colour=AMBER,
-            detail_text="No fracture verdict is given for images the models do not recognise.",
+            detail_text="No fracture verdict is given. If you know the bone:",
+            note_text=note,
+            offer_bones=True,
         )
     fractured = result.label == FRACTURED
     verdict = "Fractured" if fractured else "Normal"
@@ -40,20 +47,36 @@ def describe(result: Prediction | StudyPrediction) -> ResultText:
     )
     if isinstance(result, StudyPrediction):
         detail += f"; mean of {len(result.paths)} views"
-        if not result.views_agree:
+        if not result.views_agree and result.bone_source == FROM_MODEL:
             detail += f"; views disagree on bone type: {', '.join(result.view_bones)}"
     return ResultText(
-        type_text=f"Type: {result.bone} ({bone_p:.0%})",
+        type_text=type_text(result),
         result_text=f"Result: {verdict} ({result.label_confidence:.0%})",
         result_colour=RED if fractured else GREEN,
         detail_text=detail,
+        note_text=note,
     )
+
+
+def type_text(result: Prediction | StudyPrediction) -> str:
+    """The bone type, who decided it, and (when not the model) the model's own best guess."""
+    bone, guess = result.bone, result.model_bone
+    guess_text = f"{guess} {result.bone_probabilities[guess]:.0%}"
+    if result.bone_source == CHOSEN:
+        return f"Type: {bone} (chosen by you)\nModel's guess: {guess_text}"
+    if result.bone_source == FROM_TAG:
+        agreement = "agrees" if result.model_agrees else "disagrees"
+        return f"Type: {bone} (from DICOM tag)\nModel {agreement}: {guess_text}"
+    return f"Type: {bone} ({result.bone_probabilities[bone]:.0%})"
 
 
 def default_screenshot_name(
     result: Prediction | StudyPrediction, now: datetime | None = None
 ) -> str:
-    """File name for a saved screenshot, e.g. 'Hand_fractured_20261124-1530.png'."""
+    """File name for a saved screenshot, e.g. 'Hand_fractured_20261124-153000.png' or, for a bone
+    chosen by the user, 'Elbow-chosen_normal_20261124-153000.png'."""
     stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
-    label = result.label if result.recognised else "not-recognised"
-    return f"{result.bone}_{label}_{stamp}.png"
+    if not result.recognised:
+        return f"{result.model_bone}_not-recognised_{stamp}.png"
+    source = {CHOSEN: "-chosen", FROM_TAG: "-DICOM"}.get(result.bone_source, "")
+    return f"{result.bone}{source}_{result.label}_{stamp}.png"
