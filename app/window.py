@@ -11,18 +11,20 @@ import customtkinter as ctk
 from PIL import Image
 
 from app.capture import save_screenshot
-from app.formatting import DISCLAIMER, default_screenshot_name, describe
+from app.formatting import AMBER, DISCLAIMER, default_screenshot_name, describe
 from app.info import info_text
 from app.worker import Worker
 from core.errors import ModelError, TriageError
 from core.imaging import read_xray
 from core.manifest import DEFAULT_WEIGHTS, read_manifest
+from core.models import BONES
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES = ROOT / "images"
 SAMPLES = ROOT / "test"
 PREVIEW_HEIGHT = 256
 PREVIEW_MAX_WIDTH = 480
+AUTO = "Auto"  # bone selector: the DICOM tags or the model decide
 FILE_TYPES = [
     ("X-ray images", "*.png *.jpg *.jpeg *.bmp *.tif *.tiff *.dcm *.dicom"),
     ("PNG", "*.png"),
@@ -102,12 +104,24 @@ class FractureApp(ctk.CTk):
         side = ctk.CTkFrame(self)
         side.grid(row=2, column=1, padx=(8, 16), pady=12, sticky="nsew")
         side.grid_columnconfigure(0, weight=1)
-        self.upload_button = ctk.CTkButton(side, text="Upload Image", command=self.upload)
-        self.upload_button.grid(row=0, column=0, padx=12, pady=(12, 4), sticky="ew")
-        self.study_button = ctk.CTkButton(side, text="Upload Study", command=self.upload_study)
-        self.study_button.grid(row=1, column=0, padx=12, pady=4, sticky="ew")
-        self.predict_button = ctk.CTkButton(side, text="Predict", command=self.predict)
-        self.predict_button.grid(row=2, column=0, padx=12, pady=4, sticky="ew")
+        uploads = ctk.CTkFrame(side, fg_color="transparent")  # one row, leaving room for results
+        uploads.grid(row=0, column=0, padx=12, pady=(12, 4), sticky="ew")
+        uploads.grid_columnconfigure((0, 1), weight=1, uniform="uploads")
+        self.upload_button = ctk.CTkButton(uploads, text="Upload Image", command=self.upload)
+        self.upload_button.grid(row=0, column=0, padx=(0, 4), sticky="ew")
+        self.study_button = ctk.CTkButton(uploads, text="Upload Study", command=self.upload_study)
+        self.study_button.grid(row=0, column=1, padx=(4, 0), sticky="ew")
+        controls = ctk.CTkFrame(side, fg_color="transparent")  # bone selector, then Predict
+        controls.grid(row=2, column=0, padx=12, pady=4, sticky="ew")
+        controls.grid_columnconfigure(1, weight=1)
+        ctk.CTkLabel(controls, text="Bone").grid(row=0, column=0, padx=(0, 8), sticky="w")
+        self.bone_selector = ctk.CTkSegmentedButton(
+            controls, values=[AUTO, *BONES], command=self._on_bone_selected
+        )
+        self.bone_selector.set(AUTO)
+        self.bone_selector.grid(row=0, column=1, sticky="ew")
+        self.predict_button = ctk.CTkButton(controls, text="Predict", command=self.predict)
+        self.predict_button.grid(row=1, column=0, columnspan=2, pady=(8, 0), sticky="ew")
         self.heatmap_switch = ctk.CTkSwitch(side, text="Show heatmap", command=self.toggle_heatmap)
         self.heatmap_switch.grid(row=3, column=0, padx=12, pady=6, sticky="w")
         self.progress = ctk.CTkProgressBar(side, mode="indeterminate")
@@ -123,6 +137,22 @@ class FractureApp(ctk.CTk):
         self.result_label.grid(row=7, column=0, padx=12, pady=2, sticky="w")
         self.detail_label = ctk.CTkLabel(side, text="", wraplength=300, justify="left")
         self.detail_label.grid(row=8, column=0, padx=12, pady=2, sticky="w")
+        self.note_label = ctk.CTkLabel(
+            side, text="", text_color=AMBER, wraplength=300, justify="left"
+        )  # shown in row 9 when there is a note
+        self.offer_frame = ctk.CTkFrame(side, fg_color="transparent")  # row 10: no verdict
+        ctk.CTkLabel(self.offer_frame, text="Analyse as").grid(row=0, column=0, padx=(0, 6))
+        self.offer_buttons = {}
+        for column, bone in enumerate(BONES, start=1):
+            self.offer_frame.grid_columnconfigure(column, weight=1)
+            button = ctk.CTkButton(
+                self.offer_frame,
+                text=bone,
+                width=60,
+                command=lambda choice=bone: self.analyse_as(choice),
+            )
+            button.grid(row=0, column=column, padx=2, sticky="ew")
+            self.offer_buttons[bone] = button
         self.save_button = ctk.CTkButton(side, text="Save Result", command=self.save_result)
 
         ctk.CTkLabel(self, text=DISCLAIMER, font=ctk.CTkFont(size=12), wraplength=820).grid(
@@ -219,25 +249,41 @@ class FractureApp(ctk.CTk):
         self._show_preview(Image.fromarray((gray * 255).astype("uint8")))
         names = paths[0].name if len(paths) == 1 else f"Study: {', '.join(p.name for p in paths)}"
         self.file_label.configure(text=names)
+        self.bone_selector.set(AUTO)  # a bone chosen for the previous image must not carry over
         self._clear_result()
 
     def predict(self) -> None:
-        """Run the two-stage prediction in the worker thread."""
+        """Run the two-stage prediction in the worker thread, with the bone chosen (if any)."""
         if self.worker.busy:
             return
         if not self.paths:
             self.show_message("No image", "Upload an X-ray first (Upload Image or Ctrl+O).")
             return
         paths, weights = list(self.paths), self.weights_dir
+        choice = self.bone_selector.get()
+        bone = choice if choice in BONES else None
 
         def job():
             import predictions
 
             if len(paths) == 1:
-                return predictions.analyze(paths[0], weights)
-            return predictions.analyze_study(paths, weights)
+                return predictions.analyze(paths[0], weights, bone=bone)
+            return predictions.analyze_study(paths, weights, bone=bone)
 
-        self._run(job, self._on_prediction, "Analysing the X-ray…")
+        status = "Analysing the X-ray…" if bone is None else f"Analysing as {bone}…"
+        self._run(job, self._on_prediction, status)
+
+    def analyse_as(self, bone: str) -> None:
+        """Set the bone (from the result panel's offer) and run its fracture model."""
+        if self.worker.busy:
+            return
+        self.bone_selector.set(bone)
+        self.predict()
+
+    def _on_bone_selected(self, _choice: str) -> None:
+        """A new choice re-runs the analysis when a result is shown (it would be stale)."""
+        if self.result is not None:
+            self.predict()
 
     def toggle_heatmap(self) -> None:
         """Show the Grad-CAM overlay (computed once, when first asked for) or the plain image."""
@@ -317,6 +363,9 @@ class FractureApp(ctk.CTk):
         for button in (self.upload_button, self.study_button):
             button.configure(state="normal" if allow_upload else state)
         self.heatmap_switch.configure(state=state)
+        self.bone_selector.configure(state="normal" if allow_upload else state)
+        for button in self.offer_buttons.values():
+            button.configure(state=state)
         if busy:
             self.progress.grid(row=4, column=0, padx=12, pady=6, sticky="ew")
             self.progress.start()
@@ -331,12 +380,22 @@ class FractureApp(ctk.CTk):
             self._report(error)
             return
         self.result = result
+        self.overlay_image = None  # the bone may have changed: the heatmap is recomputed
         text = describe(result)
         self.type_label.configure(text=text.type_text)
         self.result_label.configure(text=text.result_text, text_color=text.result_colour)
         self.detail_label.configure(text=text.detail_text)
+        self.note_label.configure(text=text.note_text)
+        if text.note_text:
+            self.note_label.grid(row=9, column=0, padx=12, pady=2, sticky="w")
+        else:
+            self.note_label.grid_remove()
+        if text.offer_bones:
+            self.offer_frame.grid(row=10, column=0, padx=12, pady=(6, 2), sticky="ew")
+        else:
+            self.offer_frame.grid_remove()
         self.status_label.configure(text=f"Done in {result.seconds:.2f} s")
-        self.save_button.grid(row=9, column=0, padx=12, pady=(12, 12), sticky="ew")
+        self.save_button.grid(row=11, column=0, padx=12, pady=(12, 12), sticky="ew")
         if self.heatmap_switch.get():
             self.toggle_heatmap()
 
@@ -393,8 +452,10 @@ class FractureApp(ctk.CTk):
         self.result = None
         self.overlay_image = None
         self.heatmap_switch.deselect()
-        for label in (self.type_label, self.result_label, self.detail_label):
+        for label in (self.type_label, self.result_label, self.detail_label, self.note_label):
             label.configure(text="")
+        self.note_label.grid_remove()
+        self.offer_frame.grid_remove()
         self.save_button.grid_remove()
         self.status_label.configure(text="")
 

@@ -323,3 +323,138 @@ def test_shipped_weights_in_the_window(display, monkeypatch, sample):
         assert app.overlay_image is not None
         screenshot(app, f"window_shipped_{name}_heatmap.png")
         assert recorder.errors == []
+
+
+def click_segment(selector, value: str) -> None:
+    """Click one value of a CTkSegmentedButton the way a mouse click does (its button's command)."""
+    import customtkinter as ctk
+
+    buttons = [child for child in selector.winfo_children() if isinstance(child, ctk.CTkButton)]
+    next(button for button in buttons if button.cget("text") == value).invoke()
+
+
+def test_bone_chosen_in_the_selector_runs_its_model(display, weights, monkeypatch, tmp_path):
+    import predictions
+
+    image = write_image(tmp_path / "hand.png")
+    other = write_image(tmp_path / "next.png")
+    target = tmp_path / "chosen.png"
+    names: list[str] = []
+    with running_app(
+        display, weights["fractured"], monkeypatch, open_path=image, save_path=target
+    ) as (app, recorder):
+        monkeypatch.setattr(
+            type(app), "ask_save_file", lambda self, name: names.append(name) or str(target)
+        )
+        app.upload()
+        click_segment(app.bone_selector, "Elbow")
+        assert app.result is None and not app.worker.busy  # choosing alone does not run
+        app.predict()
+        wait_idle(app)
+        expected = predictions.analyze(image, weights["fractured"], bone="Elbow")
+        guess = f"{expected.model_bone} {expected.bone_probabilities[expected.model_bone]:.0%}"
+        assert (expected.bone, expected.bone_source, expected.model_bone) == (
+            "Elbow",
+            "chosen",
+            "Hand",
+        )
+        assert app.type_label.cget("text") == f"Type: Elbow (chosen by you)\nModel's guess: {guess}"
+        assert (
+            app.result_label.cget("text") == f"Result: Fractured ({expected.label_confidence:.0%})"
+        )
+        click_segment(app.bone_selector, "Shoulder")  # a new choice re-runs the analysis
+        wait_idle(app)
+        assert app.result.bone == "Shoulder"
+        assert app.type_label.cget("text").startswith("Type: Shoulder (chosen by you)\n")
+        screenshot(app, "window_bone_chosen.png")
+        app.save_result()
+        assert target.is_file() and names[-1].startswith("Shoulder-chosen_fractured_")
+        monkeypatch.setattr(type(app), "ask_open_file", lambda self: str(other))
+        app.upload()  # a new image starts again from Auto
+        assert app.bone_selector.get() == "Auto" and app.type_label.cget("text") == ""
+        assert recorder.errors == []
+
+
+def test_not_recognised_offers_the_bones_and_a_choice_gives_a_verdict(
+    display, weights, monkeypatch, tmp_path
+):
+    import predictions
+
+    image = write_image(tmp_path / "elbow.png")
+    with running_app(display, weights["other"], monkeypatch, open_path=image) as (app, recorder):
+        upload_and_predict(app)
+        assert app.result_label.cget("text").startswith("Not recognised")
+        assert app.offer_frame.winfo_ismapped()
+        assert [b.cget("text") for b in app.offer_buttons.values()] == ["Elbow", "Hand", "Shoulder"]
+        screenshot(app, "window_not_recognised_offer.png")
+        app.offer_buttons["Elbow"].invoke()
+        wait_idle(app)
+        expected = predictions.analyze(image, weights["other"], bone="Elbow")
+        assert app.bone_selector.get() == "Elbow"
+        assert app.type_label.cget("text").startswith(
+            "Type: Elbow (chosen by you)\nModel's guess: "
+        )
+        assert expected.model_bone in app.type_label.cget("text")
+        assert (
+            app.result_label.cget("text") == f"Result: Fractured ({expected.label_confidence:.0%})"
+        )
+        assert not app.offer_frame.winfo_ismapped()
+        screenshot(app, "window_not_recognised_chosen.png")
+        assert recorder.errors == []
+
+
+def test_study_not_recognised_analysed_as_chosen_bone(display, weights, monkeypatch, tmp_path):
+    views = [write_image(tmp_path / f"view{i}.png") for i in (1, 2)]
+    monkeypatch.setattr(
+        "app.window.FractureApp.ask_open_files", lambda self: tuple(map(str, views))
+    )
+    with running_app(display, weights["other"], monkeypatch) as (app, recorder):
+        app.upload_study()
+        app.predict()
+        wait_idle(app)
+        assert app.offer_frame.winfo_ismapped()
+        app.offer_buttons["Shoulder"].invoke()
+        wait_idle(app)
+        assert app.result.bone == "Shoulder" and len(app.result.paths) == 2
+        assert app.type_label.cget("text").startswith("Type: Shoulder (chosen by you)\n")
+        assert "mean of 2 views" in app.detail_label.cget("text")
+        assert recorder.errors == []
+
+
+def write_dicom_xray(path: Path, **tags) -> Path:
+    from tests.factories import xray_like
+    from tests.test_dicom import write_dicom
+
+    return write_dicom(path, xray_like().astype("uint16") * 16, **tags)
+
+
+def test_dicom_tag_routes_the_bone(display, weights, monkeypatch, tmp_path):
+    import predictions
+
+    image = write_dicom_xray(tmp_path / "elbow.dcm", BodyPartExamined="ELBOW")
+    with running_app(display, weights["other"], monkeypatch, open_path=image) as (app, recorder):
+        upload_and_predict(app)
+        expected = predictions.analyze(image, weights["other"])
+        assert (expected.bone, expected.bone_source, expected.model_agrees) == (
+            "Elbow",
+            "DICOM tag",
+            expected.model_bone == "Elbow",
+        )
+        agreement = "agrees" if expected.model_agrees else "disagrees"
+        guess = f"{expected.model_bone} {expected.bone_probabilities[expected.model_bone]:.0%}"
+        assert app.type_label.cget("text") == (
+            f"Type: Elbow (from DICOM tag)\nModel {agreement}: {guess}"
+        )
+        assert app.result_label.cget("text").startswith("Result: Fractured")
+        screenshot(app, "window_dicom_tag.png")
+        assert recorder.errors == []
+
+
+def test_dicom_wrist_study_is_not_guessed(display, weights, monkeypatch, tmp_path):
+    image = write_dicom_xray(tmp_path / "wrist.dcm", BodyPartExamined="WRIST")
+    with running_app(display, weights["fractured"], monkeypatch, open_path=image) as (app, _):
+        upload_and_predict(app)  # the model would say Hand; the tag says wrist
+        assert app.result_label.cget("text").startswith("Not recognised")
+        assert "wrist" in app.note_label.cget("text") and app.note_label.winfo_ismapped()
+        assert app.offer_frame.winfo_ismapped()
+        screenshot(app, "window_dicom_wrist.png")
