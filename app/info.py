@@ -11,16 +11,24 @@ USE = (
     "How to use\n"
     "1. Upload Image (Ctrl+O): choose an elbow, hand or shoulder X-ray (PNG, JPEG, BMP, TIFF or "
     "DICOM). Upload Study selects 1-3 views of one study.\n"
-    "2. Predict (Enter): the tool finds the bone type, then runs that bone's fracture model.\n"
-    "3. Show heatmap: highlights the regions that drove the fracture decision (Grad-CAM).\n"
-    "4. Save Result (Ctrl+S): saves a screenshot of this window as PNG."
+    "2. Bone: leave it on Auto and the tool takes the bone type from the DICOM tags when they "
+    "name the elbow, hand or shoulder, otherwise from its bone-type model. Choose Elbow, Hand or "
+    "Shoulder to set it yourself. A wrist, finger, forearm or other study named in the DICOM "
+    "tags is not analysed unless you choose a bone.\n"
+    "3. Predict (Enter): runs that bone's fracture model. The result says who set the bone type "
+    "(you, the DICOM tag or the model) and shows the model's own guess beside yours or the tag's. "
+    "When an image is not recognised, the result offers the three bones to analyse it as.\n"
+    "4. Show heatmap: highlights the regions that drove the fracture decision (Grad-CAM).\n"
+    "5. Save Result (Ctrl+S): saves a screenshot of this window as PNG, with who set the bone."
 )
 LIMITS = (
     "Limits\n"
     "This tool supports, and does not replace, a radiologist. Every result shows the model's "
     "confidence; a 'Normal' result does not rule out a fracture. Images that are not recognised "
-    "as an elbow, hand or shoulder X-ray get no verdict. In MURA-trained models 'positive' means "
-    "abnormal, which includes fractures but also hardware, arthritis and other findings."
+    "as an elbow, hand or shoulder X-ray get no verdict unless you choose the bone; the fracture "
+    "models know only those three bones, so choose one only for an X-ray of that bone. In "
+    "MURA-trained models 'positive' means abnormal, which includes fractures but also hardware, "
+    "arthritis and other findings."
 )
 
 
@@ -47,7 +55,7 @@ def models_text(weights_dir: str | Path | None = None) -> str:
         lines.append(f"Data: {card['attribution']}")
     versions = ", ".join(
         f"{entry.name} {entry.version}"
-        for entry in (manifest.backbone, manifest.bone_type, *manifest.fracture.values())
+        for entry in (*manifest.networks.values(), *manifest.heads.values())
     )
     lines.append(f"Model versions: {versions}")
     return "\n".join(lines)
