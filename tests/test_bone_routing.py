@@ -43,6 +43,8 @@ TABLE = [
     ("Thumb lat", None, True),
     ("FOREARM", None, True),
     ("avant-bras", None, True),
+    ("Lower arm AP", None, True),
+    ("XR HIP W PELVIS", None, True),
     ("HUMERUS", None, True),
     ("Upper arm", None, True),
     ("CLAVICLE", None, True),
