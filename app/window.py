@@ -25,6 +25,7 @@ SAMPLES = ROOT / "test"
 PREVIEW_HEIGHT = 256
 PREVIEW_MAX_WIDTH = 480
 AUTO = "Auto"  # bone selector: the DICOM tags or the model decide
+NOTE_ON_DARK = "#ffb74d"  # the notes' amber, readable in dark appearance mode
 FILE_TYPES = [
     ("X-ray images", "*.png *.jpg *.jpeg *.bmp *.tif *.tiff *.dcm *.dicom"),
     ("PNG", "*.png"),
@@ -138,7 +139,7 @@ class FractureApp(ctk.CTk):
         self.detail_label = ctk.CTkLabel(side, text="", wraplength=300, justify="left")
         self.detail_label.grid(row=8, column=0, padx=12, pady=2, sticky="w")
         self.note_label = ctk.CTkLabel(
-            side, text="", text_color=AMBER, wraplength=300, justify="left"
+            side, text="", text_color=(AMBER, NOTE_ON_DARK), wraplength=300, justify="left"
         )  # shown in row 9 when there is a note
         self.offer_frame = ctk.CTkFrame(side, fg_color="transparent")  # row 10: no verdict
         ctk.CTkLabel(self.offer_frame, text="Analyse as").grid(row=0, column=0, padx=(0, 6))
