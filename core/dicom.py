@@ -1,63 +1,216 @@
-"""Read a single-frame DICOM radiograph into a [0, 1] gray array (rescale, VOI LUT, MONOCHROME1)."""
+"""Decode a single-frame DICOM radiograph into a [0, 1] gray array (rescale, VOI LUT, MONOCHROME1).
+
+Every call into pydicom goes through this module, and every pydicom failure leaves it as one of
+the typed errors in core/errors.py. The size is checked from the header before any decoding.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+import io
 
 import numpy as np
 
 from core import errors
 
+WINDOW_IGNORED = "The display window stored in the DICOM file is invalid; the full range is shown."
+_SAMPLE_COUNTS = (1, 3)
+_BIT_DEPTHS = (1, 8, 16, 32, 64)
 
-def read_dicom(path: Path) -> np.ndarray:
-    """Decode a DICOM file to float32 in [0, 1], white meaning dense (as on a light box)."""
+
+def read_dicom(data: bytes, name: str, max_pixels: int) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Decode DICOM bytes to float32 in [0, 1], white meaning dense (as on a light box).
+
+    Refuses, before decoding, an image of more than `max_pixels` pixels over all its frames.
+    Returns the pixels and notes for the reader.
+    """
+    header = _parse(data, name, stop_before_pixels=True)
+    if _has(header, "Rows") or _has(header, "Columns"):
+        _check_header(header, name, max_pixels)
+    dataset = _parse(data, name, stop_before_pixels=False)
+    if not _has(dataset, "PixelData"):
+        if not _is_document(dataset):  # an image whose pixels were lost, or no DICOM at all
+            raise _corrupt(name)
+        raise errors.DicomNoPixelDataError(
+            f"The DICOM file '{name}' contains no image (it may be a report or a key object).",
+            "Open the image series instead.",
+        )
+    _check_header(dataset, name, max_pixels)
+    pixels = _decode(dataset, name)
+    values, notes = _apply_luts(pixels, dataset, name)
+    return _scaled(values, dataset, name), notes
+
+
+def _parse(data: bytes, name: str, stop_before_pixels: bool):
     import pydicom
-    from pydicom.errors import InvalidDicomError
+
+    try:
+        dataset = pydicom.dcmread(
+            io.BytesIO(data), force=True, stop_before_pixels=stop_before_pixels
+        )
+        _set_transfer_syntax(dataset)
+    except MemoryError as exc:
+        raise _too_large(name) from exc
+    except Exception as exc:  # noqa: BLE001 - pydicom raises many kinds on a damaged file
+        raise _corrupt(name) from exc
+    return dataset
+
+
+def _set_transfer_syntax(dataset) -> None:
+    """A dataset saved without a file header: record the encoding it was read with."""
+    from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    if "TransferSyntaxUID" in dataset.file_meta:
+        return
+    implicit, little = dataset.original_encoding
+    if implicit:
+        dataset.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    else:
+        dataset.file_meta.TransferSyntaxUID = (
+            ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+        )
+
+
+def _has(dataset, keyword: str) -> bool:
+    try:
+        return keyword in dataset and dataset[keyword].value is not None
+    except Exception:  # noqa: BLE001 - an element that cannot be read is not there
+        return False
+
+
+def _is_document(dataset) -> bool:
+    """True for a readable non-image object (a report, a key object, a PDF): its SOP class is
+    one pydicom knows and is not an image storage class, and it has no image sizes."""
+    if _has(dataset, "Rows") or _has(dataset, "Columns"):
+        return False
+    for holder, keyword in (
+        (dataset, "SOPClassUID"),
+        (dataset.file_meta, "MediaStorageSOPClassUID"),
+    ):
+        try:
+            uid = holder.get(keyword, None)
+            if uid is not None and uid.name != str(uid):  # a SOP class pydicom has a name for
+                return "Image" not in uid.name
+        except Exception:  # noqa: BLE001 - an unreadable class says nothing
+            continue
+    return False
+
+
+def _number(dataset, keyword: str, name: str, default: int | None = None) -> int:
+    """An integer header value; a missing one is `default`, an unreadable one is damage."""
+    try:
+        value = dataset.get(keyword, None)
+        if value is None or value == "":
+            if default is None:
+                raise ValueError(f"{keyword} is missing")
+            return default
+        return int(value)
+    except Exception as exc:  # noqa: BLE001 - garbage such as NumberOfFrames "ab"
+        raise _corrupt(name) from exc
+
+
+def _check_header(dataset, name: str, max_pixels: int) -> None:
+    """Sizes from the header: sane, one frame, and within the pixel budget (before decoding)."""
+    rows = _number(dataset, "Rows", name)
+    columns = _number(dataset, "Columns", name)
+    frames = _number(dataset, "NumberOfFrames", name, default=1) or 1
+    samples = _number(dataset, "SamplesPerPixel", name, default=1)
+    bits = _number(dataset, "BitsAllocated", name, default=16)
+    if min(rows, columns, frames) < 0 or samples not in _SAMPLE_COUNTS or bits not in _BIT_DEPTHS:
+        raise _corrupt(name)
+    if rows * columns * frames > max_pixels:
+        raise _too_large(name, columns, rows, frames)
+    if frames > 1:
+        raise errors.MultiFrameDicomError(
+            f"The DICOM file '{name}' holds several frames; this tool reads single images.",
+            "Export the view you want as a single image.",
+        )
+
+
+def _decode(dataset, name: str) -> np.ndarray:
+    from pydicom.pixels import get_decoder
+
+    syntax = dataset.file_meta.TransferSyntaxUID
+    try:
+        available = get_decoder(syntax).is_available
+    except Exception:  # noqa: BLE001 - a transfer syntax pydicom has no decoder for
+        available = False
+    if not available:
+        raise errors.UnsupportedFormatError(
+            f"The DICOM file '{name}' uses a compression this tool cannot decode "
+            f"({_syntax(syntax)}).",
+            "Export it uncompressed or as PNG.",
+        )
+    try:
+        return dataset.pixel_array
+    except MemoryError as exc:
+        raise _too_large(name) from exc
+    except Exception as exc:  # noqa: BLE001 - a decoder failure means damaged pixel data
+        raise _corrupt(name) from exc
+
+
+def _syntax(syntax) -> str:
+    try:
+        return str(syntax.name)
+    except Exception:  # noqa: BLE001
+        return "unknown transfer syntax"
+
+
+def _apply_luts(pixels: np.ndarray, dataset, name: str) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Modality LUT (rescale) always; the VOI LUT (window) when present and valid."""
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
     try:
-        dataset = pydicom.dcmread(path, force=True)
-    except (InvalidDicomError, OSError, ValueError, EOFError, KeyError) as exc:
-        raise _corrupt(path) from exc
-    if "PixelData" not in dataset:
-        raise errors.DicomNoPixelDataError(
-            f"The DICOM file '{path.name}' contains no image (it may be a report or a key object).",
-            "Open the image series instead.",
-        )
-    if int(dataset.get("NumberOfFrames", 1) or 1) > 1:
-        raise errors.MultiFrameDicomError(
-            f"The DICOM file '{path.name}' holds several frames; this tool reads single images.",
-            "Export the view you want as a single image.",
-        )
+        with np.errstate(all="ignore"):
+            values = apply_modality_lut(pixels, dataset)
+    except MemoryError as exc:
+        raise _too_large(name) from exc
+    except Exception as exc:  # noqa: BLE001 - a damaged rescale or LUT sequence
+        raise _corrupt(name) from exc
+    if not np.isfinite(values).all():  # e.g. a rescale slope of NaN or 1e400
+        raise _corrupt(name)
+    if not ("VOILUTSequence" in dataset or "WindowCenter" in dataset):
+        return values, ()
     try:
-        pixels = dataset.pixel_array
-        values = apply_modality_lut(pixels, dataset)
-        values = apply_voi_lut(values, dataset) if _has_voi(dataset) else values
-    except (NotImplementedError, RuntimeError) as exc:
-        raise errors.UnsupportedFormatError(
-            f"The DICOM file '{path.name}' uses a compression this tool cannot decode.",
-            "Export it uncompressed or as PNG.",
-        ) from exc
-    except (ValueError, AttributeError, KeyError, TypeError, OSError) as exc:
-        raise _corrupt(path) from exc
+        with np.errstate(all="ignore"):
+            windowed = apply_voi_lut(values, dataset)
+        if np.isfinite(windowed).all() and np.ptp(windowed) > 0:
+            return windowed, ()
+    except MemoryError as exc:
+        raise _too_large(name) from exc
+    except Exception:  # noqa: BLE001 - an unusable window: show the full range instead
+        pass
+    return values, (WINDOW_IGNORED,)
+
+
+def _scaled(values: np.ndarray, dataset, name: str) -> np.ndarray:
     values = np.asarray(values, dtype=np.float32)
     if values.ndim == 3 and values.shape[-1] in (3, 4):
         values = values[..., :3].mean(axis=2)
     if values.ndim != 2 or values.size == 0:
-        raise _corrupt(path)
-    low, high = float(values.min()), float(values.max())
-    scaled = (values - low) / (high - low) if high > low else np.zeros_like(values)
-    if str(dataset.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1":
+        raise _corrupt(name)
+    with np.errstate(all="ignore"):
+        low, high = float(values.min()), float(values.max())
+        scaled = (values - low) / (high - low) if high > low else np.zeros_like(values)
+    try:
+        photometric = str(dataset.get("PhotometricInterpretation", "")).strip().upper()
+    except Exception:  # noqa: BLE001 - unreadable: treat as the usual MONOCHROME2
+        photometric = ""
+    if photometric == "MONOCHROME1":
         scaled = 1.0 - scaled
     return scaled.astype(np.float32)
 
 
-def _has_voi(dataset) -> bool:
-    return "VOILUTSequence" in dataset or "WindowCenter" in dataset
+def _too_large(name: str, columns: int = 0, rows: int = 0, frames: int = 1):
+    size = f" ({columns} x {rows} pixels" if columns else ""
+    size += f" x {frames} frames)" if columns and frames > 1 else (")" if columns else "")
+    return errors.ImageTooLargeError(
+        f"The DICOM image '{name}' is too large to open safely{size}.",
+        "Export a smaller copy (under 7,000 pixels per side).",
+    )
 
 
-def _corrupt(path: Path) -> errors.CorruptImageError:
+def _corrupt(name: str) -> errors.CorruptImageError:
     return errors.CorruptImageError(
-        f"The DICOM file '{path.name}' is damaged or not a valid DICOM image.",
+        f"The DICOM file '{name}' is damaged or not a valid DICOM image.",
         "Export it again from the imaging system.",
     )

@@ -52,7 +52,25 @@ class ImageTooLargeError(ImageReadError):
 
 
 class NotAnXrayError(ImageReadError):
-    """The image is clearly a colour photograph, not a radiograph."""
+    """The image is clearly not a radiograph (e.g. a colour photograph)."""
+
+
+class BlankImageError(NotAnXrayError):
+    """The image holds no anatomy: (nearly) one value everywhere, or no structure at all."""
+
+    title = "Nothing to analyse"
+
+
+class FileUnreadableError(ImageReadError):
+    """The file exists but cannot be read (no permission, a disk or network error)."""
+
+
+class FileNameTooLongError(ImageReadError):
+    """The path is longer than the file system allows, so it cannot name a file."""
+
+
+class NoImagesFoundError(ImageReadError):
+    """A folder given to the command line holds no image files."""
 
 
 class MultiFrameDicomError(ImageReadError):
