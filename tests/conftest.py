@@ -25,3 +25,23 @@ def tiny_weights(tmp_path_factory) -> Path:
 def sample_png(tmp_path) -> Path:
     """A generated X-ray-like grayscale PNG."""
     return write_image(tmp_path / "xray.png")
+
+
+def pytest_addoption(parser) -> None:
+    """`--runslow` also runs the tests marked `runslow` (large fuzzing campaign, long soak)."""
+    parser.addoption(
+        "--runslow", action="store_true", default=False, help="run the long reliability tests"
+    )
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line("markers", "runslow: long reliability run, only with --runslow")
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    if config.getoption("--runslow"):
+        return
+    skip = pytest.mark.skip(reason="long reliability run: use --runslow")
+    for item in items:
+        if "runslow" in item.keywords:
+            item.add_marker(skip)
