@@ -13,17 +13,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import stat
 import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from core import errors
-from core.imaging import IMAGE_EXTENSIONS, prepare, preprocess, read_xray
+from core.image_cache import ImageCache
+from core.imaging import IMAGE_EXTENSIONS, XrayImage, prepare, preprocess
 from core.models import BONES, is_recognised
 
 FRACTURED, NORMAL = "fractured", "normal"
@@ -94,17 +96,18 @@ def _engine(weights_dir: str | Path | None):
     return get_engine(weights_dir)
 
 
-@lru_cache(maxsize=8)
-def _decoded(path: str, mtime_ns: int) -> np.ndarray:
-    return read_xray(path)
+_IMAGES = ImageCache()
+
+
+def _decoded(path: str | Path) -> XrayImage:
+    """The decoded file and its notes, decoded once per content (the cache key is a hash of the
+    file's bytes, so a replaced file never gets an older file's answer)."""
+    return _IMAGES.load(path)
 
 
 def _read(path: str | Path) -> np.ndarray:
-    """Decode a file once per version (cached by path and modification time)."""
-    path = Path(path)
-    if not path.is_file():
-        return read_xray(path)  # raises the right typed error
-    return _decoded(str(path), path.stat().st_mtime_ns)
+    """The decoded pixels of a file (see `_decoded`)."""
+    return _decoded(path).pixels
 
 
 def _versions(engine) -> dict[str, str]:
@@ -228,23 +231,40 @@ def unnormalized_input(path: str | Path, size: int) -> np.ndarray:
 
 
 def find_images(inputs: Iterable[str]) -> list[Path]:
-    """Expand folders into the image files inside them (recursively, hidden files skipped)."""
+    """Expand folders into the image files inside them (recursively, hidden files and folders
+    skipped, links to folders not followed); anything that is not a folder is kept as given, so
+    reading it reports what is wrong with it (missing, a pipe, a device, a name too long)."""
     found: list[Path] = []
     for item in inputs:
         path = Path(item)
-        if path.is_dir():
-            found.extend(
-                sorted(
-                    p
-                    for p in path.rglob("*")
-                    if p.is_file()
-                    and p.suffix.lower() in IMAGE_EXTENSIONS
-                    and not any(part.startswith(".") for part in p.relative_to(path).parts)
-                )
-            )
+        if _is_folder(path):
+            found.extend(_images_in(path))
         else:
             found.append(path)
     return found
+
+
+def _is_folder(path: Path) -> bool:
+    try:
+        return stat.S_ISDIR(os.stat(path).st_mode)
+    except (OSError, ValueError):  # missing, name too long, NUL in the name: not a folder
+        return False
+
+
+def _images_in(folder: Path) -> list[Path]:
+    found = []
+    for root, dirs, files in os.walk(folder):  # unreadable sub-folders are skipped
+        dirs[:] = [name for name in dirs if not name.startswith(".")]
+        for name in files:
+            path = Path(root) / name
+            if name.startswith(".") or path.suffix.lower() not in IMAGE_EXTENSIONS:
+                continue
+            try:
+                if stat.S_ISREG(os.stat(path).st_mode):
+                    found.append(path)
+            except OSError:
+                found.append(path)  # reading it will say what is wrong
+    return sorted(found)
 
 
 def _row(result: Prediction | StudyPrediction) -> dict:
@@ -283,20 +303,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     failures = 0
     for name, paths in groups:
         try:
+            if not paths:
+                raise _no_images(name)
             if args.study:
                 result = analyze_study(paths, args.weights)
             else:
                 result = analyze(paths[0], args.weights)
             if args.heatmap:
                 _write_heatmaps(paths, result.bone, Path(args.heatmap), args.weights)
-        except errors.TriageError as error:
+        except Exception as error:  # noqa: BLE001 - every input gets its line; the batch goes on
             failures += 1
+            message = str(error) if isinstance(error, errors.TriageError) else _unexpected(error)
             if args.json:
-                print(
-                    json.dumps({"path": name, "error": type(error).__name__, "message": str(error)})
-                )
+                print(json.dumps({"path": name, "error": type(error).__name__, "message": message}))
             else:
-                print(f"{name:<48} ERROR: {error}")
+                print(f"{name:<48} ERROR: {message}")
             continue
         if args.json:
             print(json.dumps(_row(result)))
@@ -311,11 +332,30 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _groups(inputs: Sequence[str], study: bool) -> list[tuple[str, list[Path]]]:
-    if not study:
-        return [(str(p), [p]) for p in find_images(inputs)]
-    if all(Path(item).is_dir() for item in inputs):
+    """(name, paths) per line of output; a folder without images is a group with no paths."""
+    if study and all(_is_folder(Path(item)) for item in inputs):
         return [(item, find_images([item])) for item in inputs]
-    return [("study", find_images(inputs))]
+    if study:
+        return [("study", find_images(inputs))]
+    groups = []
+    for item in inputs:
+        found = find_images([item])
+        groups.extend([(str(p), [p]) for p in found] if found else [(item, [])])
+    return groups
+
+
+def _no_images(name: str) -> errors.NoImagesFoundError:
+    return errors.NoImagesFoundError(
+        f"The folder '{name}' holds no X-ray images (PNG, JPEG, BMP, TIFF or DICOM).",
+        "Check the folder, or give the image files themselves.",
+    )
+
+
+def _unexpected(error: Exception) -> str:
+    return (
+        f"This file could not be analysed because of an unexpected problem "
+        f"({type(error).__name__}: {error}). Nothing was changed; please report it."
+    )
 
 
 def _write_heatmaps(paths: list[Path], bone: str, out_dir: Path, weights) -> None:
