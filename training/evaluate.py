@@ -178,6 +178,17 @@ def summary_lines(report: dict) -> list[str]:
     return lines
 
 
+def stress_report(records: list[Record], weights_dir, out: Path, seed: int = 0) -> dict:
+    """Bone-type figures on the stress version of `records` (`training.stress`: tight joint views,
+    rotations, borders, letters, exposure), rendered as PNGs into `out/stress_images`."""
+    from training import augment, stress
+
+    items = stress.build_stress_set(records, augment.load_joint_marks(), seed)
+    stressed = stress.write_stress_set(items, out / "stress_images")
+    report = evaluate(stressed, weights_dir, seed)
+    return {"images": len(stressed), "failed": report["failed"], "bone_type": report["bone_type"]}
+
+
 def _pct(value) -> str:
     return "n/a" if value is None else f"{value:.1%}"
 
@@ -199,6 +210,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test-fraction", type=float, default=0.15)
     parser.add_argument("--history", type=Path, help="Keras history JSON for training curves")
     parser.add_argument("--limit", type=int, default=0, help="evaluate at most N images")
+    parser.add_argument(
+        "--stress",
+        action="store_true",
+        help="also report bone type on the split's stress version (training/stress.py)",
+    )
     args = parser.parse_args(argv)
     kind = args.dataset if args.dataset != "auto" else datasets.detect_kind(args.data)
     splits, reports = datasets.load_splits(
@@ -212,6 +228,10 @@ def main(argv: list[str] | None = None) -> int:
     history = args.history or args.weights / "history_backbone.json"
     path = write_outputs(report, args.out, history)
     print("\n".join(summary_lines(report)))
+    if args.stress:
+        report["stress"] = stress_report(records, args.weights, args.out, args.seed)
+        path.write_text(json.dumps(report, indent=2, default=_json_default) + "\n")
+        print("Stress version: " + bone_type_sentence(report["stress"]["bone_type"]))
     print(f"Report: {path}")
     if report["failed"]:
         print(f"{len(report['failed'])} images could not be read", file=sys.stderr)

@@ -1,0 +1,109 @@
+"""The stress-validation set is deterministic, labelled by what each view shows, and summarised with
+the app's recognition rule."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core.imaging import read_xray
+from training import stress
+from training.augment import JointMark
+from training.datasets import Record
+
+
+def write_xray(path: Path, seed: int, shape=(120, 90)) -> Path:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    pixels = 120 + 60 * np.sin(xx / 6.0) * np.cos(yy / 9.0) + rng.normal(0, 10, shape)
+    Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(path)
+    return path
+
+
+@pytest.fixture()
+def val_records(tmp_path) -> list[Record]:
+    layout = [("elbow", "Elbow"), ("hand", "Hand"), ("full_arm", "Other"), ("other", "Other")]
+    records = []
+    for index, (region, bone) in enumerate(layout):
+        path = write_xray(tmp_path / f"IMG{index:07d}.jpg", index)
+        records.append(Record(path, bone, region, 0, f"block{index}", path.name))
+    return records
+
+
+MARKS = {
+    "IMG0000000.jpg": [JointMark("elbow", 0.5, 0.5)],
+    "IMG0000002.jpg": [JointMark("elbow", 0.3, 0.6), JointMark("shoulder", 0.6, 0.1)],
+}
+
+
+def test_stress_set_counts_and_truth(val_records):
+    items = stress.build_stress_set(val_records, MARKS, seed=0)
+    joints = [i for i in items if i.view == "joint"]
+    assert len(joints) == 3 * stress.VARIANTS_PER_JOINT
+    assert [i.bone for i in joints].count("Shoulder") == stress.VARIANTS_PER_JOINT
+    whole = [i for i in items if i.view == "whole"]
+    assert len(whole) == 2 * stress.WHOLE_VARIANTS_PER_BONE_IMAGE + 2  # 2 bone images, 2 others
+    assert all(i.bone == i.record.bone for i in whole)
+    # a whole-arm view stays Other; its cut-out elbow is an Elbow
+    arm = [i for i in items if i.record.region == "full_arm"]
+    assert {i.bone for i in arm} == {"Other", "Elbow", "Shoulder"}
+
+
+def test_stress_set_is_deterministic_and_seeded(val_records):
+    first = stress.build_stress_set(val_records, MARKS, seed=0)
+    again = stress.build_stress_set(val_records, MARKS, seed=0)
+    other = stress.build_stress_set(val_records, MARKS, seed=1)
+    assert [i.seed for i in first] == [i.seed for i in again]
+    assert [i.seed for i in first] != [i.seed for i in other]
+    assert len({i.name for i in first}) == len(first)
+    item = first[0]
+    assert np.array_equal(stress.render(item), stress.render(item))
+
+
+def test_joint_items_render_a_tight_view(val_records):
+    items = stress.build_stress_set(val_records, MARKS, seed=0)
+    joint = next(i for i in items if i.view == "joint")
+    image = read_xray(joint.record.path)
+    rendered = stress.render(joint, image)
+    assert rendered.ndim == 2 and rendered.min() >= 0 and rendered.max() <= 1
+    # a joint view is at most half the long side before borders are added
+    assert min(rendered.shape) <= 0.5 * max(image.shape) * 1.4 + 2
+
+
+def test_write_stress_set_gives_readable_files_and_records(val_records, tmp_path):
+    items = stress.build_stress_set(val_records, MARKS, seed=0)
+    out = tmp_path / "stress"
+    records = stress.write_stress_set(items, out)
+    assert len(records) == len(items)
+    assert [r.bone for r in records] == [i.bone for i in items]
+    assert all(r.path.parent == out and r.path.is_file() for r in records)
+    assert read_xray(records[0].path).shape == Image.open(records[0].path).size[::-1]
+    lines = (out / "stress.csv").read_text().splitlines()
+    assert len(lines) == len(items) + 1
+    before = records[0].path.stat().st_mtime_ns
+    stress.write_stress_set(items, out)  # rendered files are reused
+    assert records[0].path.stat().st_mtime_ns == before
+
+
+def test_bone_type_summary_uses_the_app_rule():
+    truth = ["Elbow", "Elbow", "Hand", "Other", "Other"]
+    probabilities = np.array(
+        [
+            [0.9, 0.05, 0.03, 0.02],  # elbow, recognised
+            [0.4, 0.1, 0.1, 0.4],  # elbow best guess, below the threshold
+            [0.1, 0.2, 0.6, 0.1],  # hand taken for a shoulder
+            [0.1, 0.1, 0.1, 0.7],  # other, flagged
+            [0.1, 0.8, 0.05, 0.05],  # other taken for a hand
+        ]
+    )
+    summary = stress.bone_type_summary(truth, probabilities, threshold=0.65)
+    assert summary["Elbow best guess right"] == 1.0
+    assert summary["Elbow recognised and right"] == 0.5
+    assert summary["Hand best guess right"] == 0.0
+    assert summary["Shoulder images"] == 0 and summary["Shoulder best guess right"] is None
+    assert summary["3 bones best guess right"] == pytest.approx(2 / 3)
+    assert summary["3 bones recognised and right"] == pytest.approx(1 / 3)
+    assert summary["other flagged not recognised"] == 0.5
