@@ -1,0 +1,288 @@
+"""FracAtlas at the fracture stage's scale: a uint8 cache of prepared images with fracture masks,
+and augmented training crops with their per-cell fracture masks.
+
+Every image goes through `core.imaging.prepare_framed(gray, size)` once (the inference geometry);
+its fracture outlines (or boxes, where an image has no outline) are drawn into the same model pixels
+through the returned `Frame`, so a crop's cell mask lines up with the network's feature map.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from core.framing import Frame
+from core.imaging import prepare_framed, read_xray
+from training.datasets import Record
+
+CACHE_SIZE = 384
+STRIDE = 16  # conv4_block6_out of ResNet50
+FRAME_FIELDS = ("size", "top", "left", "height", "width", "scale", "pad_top", "pad_left")
+
+
+# ----------------------------------------------------------------------------- annotations
+
+
+def load_boxes(data: Path) -> dict[str, list[tuple[float, float, float, float]]]:
+    """image_id -> fracture boxes (x0, y0, x1, y1) in the pixels of `data/images/` (boxes.csv)."""
+    boxes: dict[str, list[tuple[float, float, float, float]]] = {}
+    with (Path(data) / "boxes.csv").open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            box = tuple(float(row[key]) for key in ("x_min", "y_min", "x_max", "y_max"))
+            boxes.setdefault(row["image_id"], []).append(box)
+    return boxes
+
+
+def load_outlines(data: Path) -> dict[str, list[np.ndarray]]:
+    """image_id -> fracture outlines, (n, 2) arrays of image pixels (x, y) (COCO polygons)."""
+    path = Path(data) / "fracture_outlines.coco.json"
+    if not path.is_file():
+        return {}
+    coco = json.loads(path.read_text())
+    names = {image["id"]: image["file_name"] for image in coco["images"]}
+    outlines: dict[str, list[np.ndarray]] = {}
+    for annotation in coco["annotations"]:
+        for polygon in annotation.get("segmentation") or []:
+            if len(polygon) >= 6:
+                points = np.asarray(polygon, dtype=np.float32).reshape(-1, 2)
+                outlines.setdefault(names[annotation["image_id"]], []).append(points)
+    return outlines
+
+
+def to_model(frame: Frame, points: np.ndarray) -> np.ndarray:
+    """Image pixels (n, 2) of (x, y) -> model-input pixels (the inverse of `frame.to_image`)."""
+    points = np.asarray(points, dtype=np.float64)
+    x = (points[:, 0] - frame.left) * frame.scale + frame.pad_left
+    y = (points[:, 1] - frame.top) * frame.scale + frame.pad_top
+    return np.stack([x, y], axis=1)
+
+
+def fracture_mask(
+    frame: Frame,
+    boxes: Sequence[tuple[float, float, float, float]],
+    outlines: Sequence[np.ndarray] = (),
+) -> np.ndarray:
+    """(size, size) uint8 mask of the fractures in model pixels: outlines if any, else boxes."""
+    canvas = Image.new("L", (frame.size, frame.size), 0)
+    draw = ImageDraw.Draw(canvas)
+    for outline in outlines:
+        draw.polygon([tuple(p) for p in to_model(frame, outline)], fill=1, outline=1)
+    if not outlines:
+        for box in boxes:
+            (x0, y0), (x1, y1) = to_model(frame, np.array([box[:2], box[2:]]))
+            draw.rectangle([x0, y0, max(x0, x1 - 1), max(y0, y1 - 1)], fill=1)
+    return np.asarray(canvas, dtype=np.uint8)
+
+
+def boxes_in_model(frame: Frame, boxes: Sequence[tuple[float, float, float, float]]) -> list:
+    """Image-pixel boxes -> model-pixel boxes [x0, y0, x1, y1]."""
+    out = []
+    for box in boxes:
+        (x0, y0), (x1, y1) = to_model(frame, np.array([box[:2], box[2:]]))
+        out.append([float(x0), float(y0), float(x1), float(y1)])
+    return out
+
+
+def cell_mask(mask: np.ndarray, stride: int = STRIDE) -> np.ndarray:
+    """Pixel mask (H, W) -> cell mask (H // stride, W // stride): 1 where a cell meets the mask."""
+    height, width = mask.shape[0] // stride, mask.shape[1] // stride
+    cropped = mask[: height * stride, : width * stride]
+    return cropped.reshape(height, stride, width, stride).max(axis=(1, 3)).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- cache
+
+
+@dataclass
+class Cache:
+    """Prepared images (uint8, N x S x S), fracture masks of the fractured ones, and metadata."""
+
+    images: np.ndarray
+    masks: np.ndarray
+    mask_row: np.ndarray  # (N,) row in `masks`, -1 for images without a fracture mask
+    meta: list[dict]
+
+    def frame(self, index: int) -> Frame:
+        """The `Frame` of image `index`."""
+        return Frame(**{key: self.meta[index]["frame"][key] for key in FRAME_FIELDS})
+
+    def mask(self, index: int) -> np.ndarray:
+        """Fracture mask of image `index` in model pixels (zeros when it has none)."""
+        row = self.mask_row[index]
+        if row < 0:
+            return np.zeros(self.images.shape[1:], dtype=np.uint8)
+        return np.asarray(self.masks[row])
+
+    def indices(self, ids: Sequence[str]) -> list[int]:
+        """Cache rows of the given image ids (ids missing from the cache are skipped)."""
+        position = {item["image_id"]: i for i, item in enumerate(self.meta)}
+        return [position[i] for i in ids if i in position]
+
+
+def build_cache(records: Sequence[Record], data: Path, out: Path, size: int = CACHE_SIZE) -> Cache:
+    """Prepare every record at `size` once and write images.npy, masks.npy and meta.json to `out`.
+
+    An existing complete cache (same image ids and size) is reused as is.
+    """
+    out = Path(out)
+    meta_path = out / "meta.json"
+    ids = [record.path.name for record in records]
+    if meta_path.is_file():
+        cached = json.loads(meta_path.read_text())
+        if cached["size"] == size and [m["image_id"] for m in cached["images"]] == ids:
+            return open_cache(out)
+    out.mkdir(parents=True, exist_ok=True)
+    boxes, outlines = load_boxes(data), load_outlines(data)
+    fractured = [record.path.name in boxes for record in records]
+    images = np.lib.format.open_memmap(
+        out / "images.npy", mode="w+", dtype=np.uint8, shape=(len(records), size, size)
+    )
+    masks = np.lib.format.open_memmap(
+        out / "masks.npy", mode="w+", dtype=np.uint8, shape=(max(1, sum(fractured)), size, size)
+    )
+    meta, row = [], 0
+    for index, record in enumerate(records):
+        gray = read_xray(record.path)
+        pixels, frame = prepare_framed(gray, size)
+        images[index] = np.round(pixels[:, :, 0]).astype(np.uint8)
+        image_id = record.path.name
+        item = {
+            "image_id": image_id,
+            "label": record.label,
+            "bone": record.bone,
+            "region": record.region,
+            "study": record.study,
+            "image_shape": list(gray.shape),
+            "frame": {key: getattr(frame, key) for key in FRAME_FIELDS},
+            "boxes": [list(box) for box in boxes.get(image_id, [])],
+            "model_boxes": boxes_in_model(frame, boxes.get(image_id, [])),
+            "mask_row": -1,
+        }
+        if fractured[index]:
+            masks[row] = fracture_mask(frame, boxes[image_id], outlines.get(image_id, []))
+            item["mask_row"] = row
+            row += 1
+        meta.append(item)
+    images.flush()
+    masks.flush()
+    meta_path.write_text(json.dumps({"size": size, "images": meta}))
+    return open_cache(out)
+
+
+def open_cache(out: Path) -> Cache:
+    """Open a cache written by `build_cache` (arrays memory-mapped, read-only)."""
+    out = Path(out)
+    meta = json.loads((out / "meta.json").read_text())["images"]
+    return Cache(
+        images=np.load(out / "images.npy", mmap_mode="r"),
+        masks=np.load(out / "masks.npy", mmap_mode="r"),
+        mask_row=np.array([item["mask_row"] for item in meta], dtype=np.int64),
+        meta=meta,
+    )
+
+
+# ----------------------------------------------------------------------------- crops
+
+
+@dataclass(frozen=True)
+class CropSettings:
+    """How training crops are drawn and augmented."""
+
+    crop: int = 224
+    fracture_share: float = 0.5  # share of crops centred near a fracture box
+    upper_limb_weight: float = 2.0  # sampling weight of non-'other' regions vs lower limb / hip
+    max_angle: float = 15.0  # degrees
+    scale_jitter: float = 0.1  # +-10% zoom
+    flips: bool = True
+    exposure: bool = True
+    stride: int = STRIDE  # cell size of the network's feature map
+
+
+class CropSampler:
+    """Draws augmented crops (uint8 image, cell mask) from cache rows `indices`."""
+
+    def __init__(self, cache: Cache, indices: Sequence[int], settings: CropSettings, seed: int = 0):
+        self.cache = cache
+        self.settings = settings
+        self.rng = np.random.default_rng(seed)
+        self.indices = np.asarray(indices, dtype=np.int64)
+        weights = np.array(
+            [
+                1.0 if cache.meta[i]["region"] == "other" else settings.upper_limb_weight
+                for i in self.indices
+            ]
+        )
+        self.weights = weights / weights.sum()
+        fractured = np.array([bool(cache.meta[i]["model_boxes"]) for i in self.indices])
+        self.fractured = self.indices[fractured]
+        fw = weights[fractured]
+        self.fractured_weights = fw / fw.sum() if fw.size else fw
+
+    def sample(self) -> tuple[np.ndarray, np.ndarray, int]:
+        """One crop: (crop, crop) float32 pixels in [0, 255], its cell mask, and its cache row."""
+        s = self.settings
+        use_fracture = self.fractured.size and self.rng.random() < s.fracture_share
+        if use_fracture:
+            index = int(self.rng.choice(self.fractured, p=self.fractured_weights))
+            boxes = self.cache.meta[index]["model_boxes"]
+            x0, y0, x1, y1 = boxes[self.rng.integers(len(boxes))]
+            margin = max(0.0, s.crop / 2 - 2 * s.stride)
+            cx = (x0 + x1) / 2 + self.rng.uniform(-margin, margin)
+            cy = (y0 + y1) / 2 + self.rng.uniform(-margin, margin)
+        else:
+            index = int(self.rng.choice(self.indices, p=self.weights))
+            frame = self.cache.frame(index)
+            height, width = frame.resized_shape
+            cx = frame.pad_left + self.rng.uniform(0, width)
+            cy = frame.pad_top + self.rng.uniform(0, height)
+        angle = self.rng.uniform(-s.max_angle, s.max_angle)
+        zoom = math.exp(self.rng.uniform(-s.scale_jitter, s.scale_jitter))
+        image = warp(self.cache.images[index], cx, cy, angle, zoom, s.crop, Image.BILINEAR)
+        mask = warp(self.cache.mask(index), cx, cy, angle, zoom, s.crop, Image.NEAREST)
+        if s.flips and self.rng.random() < 0.5:
+            image, mask = image[:, ::-1], mask[:, ::-1]
+        if s.flips and self.rng.random() < 0.5:
+            image, mask = image[::-1], mask[::-1]
+        pixels = image.astype(np.float32)
+        if s.exposure:
+            pixels = exposure(pixels, self.rng)
+        return pixels, cell_mask(np.ascontiguousarray(mask), s.stride), index
+
+    def batch(self, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`size` crops: (size, crop, crop, 3) float32 [0, 255], (size, h, w) cell masks, rows."""
+        crops, masks, rows = zip(*(self.sample() for _ in range(size)), strict=True)
+        images = np.repeat(np.stack(crops)[..., None], 3, axis=3)
+        return images, np.stack(masks), np.array(rows)
+
+
+def warp(
+    image: np.ndarray, cx: float, cy: float, angle: float, zoom: float, crop: int, resample
+) -> np.ndarray:
+    """A `crop` x `crop` window centred at (cx, cy), rotated by `angle` degrees and zoomed by
+    `zoom` (> 1 magnifies); outside the image is black."""
+    theta = math.radians(angle)
+    cos, sin = math.cos(theta) / zoom, math.sin(theta) / zoom
+    half = crop / 2
+    # output (u, v) -> input (x, y) = centre + R * ((u, v) - half) / zoom
+    a, b = cos, -sin
+    d, e = sin, cos
+    c = cx - a * half - b * half
+    f = cy - d * half - e * half
+    warped = Image.fromarray(np.asarray(image)).transform(
+        (crop, crop), Image.AFFINE, (a, b, c, d, e, f), resample=resample, fillcolor=0
+    )
+    return np.asarray(warped)
+
+
+def exposure(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Random gamma and contrast on [0, 255] pixels (black stays black)."""
+    gamma = math.exp(rng.uniform(-0.35, 0.35))
+    gain = rng.uniform(0.85, 1.15)
+    return np.clip(255.0 * (pixels / 255.0) ** gamma * gain, 0.0, 255.0).astype(np.float32)
