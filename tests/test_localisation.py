@@ -76,3 +76,28 @@ def test_box_threshold_respects_the_false_box_limit():
 def test_froc_plot_is_written(tmp_path):
     path = loc.plot_froc({"model": loc.froc(BOXES, TRUTHS)}, tmp_path / "froc.png")
     assert path.stat().st_size > 1000
+
+
+def test_report_from_app_predictions_reads_the_dataset_boxes(tmp_path):
+    from types import SimpleNamespace
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "boxes.csv").write_text(
+        "image_id,x_min,y_min,x_max,y_max\nA.jpg,0,0,10,10\nB.jpg,0,0,10,10\n"
+    )
+    rows = [
+        (SimpleNamespace(path=tmp_path / "images" / name, bone=bone), SimpleNamespace(boxes=boxes))
+        for name, bone, boxes in (
+            ("A.jpg", "Hand", (Box(1, 1, 9, 9, 0.9),)),  # hit
+            ("B.jpg", "Other", (Box(50, 50, 60, 60, 0.8),)),  # miss
+            ("C.jpg", "Hand", (Box(0, 0, 5, 5, 0.7),)),  # a box on a normal image
+            ("D.jpg", "Hand", ()),
+        )
+    ]
+    report = loc.report_from_predictions(rows)
+    assert report["three bones"]["top_box_hit_rate"] == 1.0
+    assert report["three bones"]["false_boxes_per_normal_image"] == pytest.approx(0.5)
+    assert report["all regions"]["top_box_hit_rate"] == pytest.approx(0.5)
+    assert len(report["all regions"]["froc"]) == 3
+    elsewhere = [(SimpleNamespace(path=tmp_path / "mura" / "x" / "y.png", bone="Hand"), rows[0][1])]
+    assert loc.report_from_predictions(elsewhere) == {}  # no boxes.csv: nothing to report

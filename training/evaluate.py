@@ -21,7 +21,7 @@ import numpy as np
 import predictions
 from core.errors import TriageError
 from core.models import BONE_TYPE_CLASSES, BONES
-from training import datasets, metrics, plots
+from training import datasets, localisation, metrics, plots
 from training.datasets import Record
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,6 +49,7 @@ def evaluate(records: list[Record], weights_dir: Path | str | None = None, seed:
     # for images it does not recognise, so this group describes the model, not the app
     for name, members in groups.items():
         report["fracture"][name] = fracture_report(members, seed)
+    report["localisation"] = localisation.report_from_predictions(rows)
     report["_curves"] = {
         name: (
             [r.label for r, _ in members],
@@ -131,6 +132,10 @@ def write_outputs(report: dict, out: Path, history: Path | None = None) -> Path:
             f"{name}: fracture",
             out / f"confusion_{slug}.png",
         )
+    if report.get("localisation"):
+        localisation.plot_froc(
+            {name: part["froc"] for name, part in report["localisation"].items()}, out / "froc.png"
+        )
     if history and history.is_file():
         plots.plot_history(json.loads(history.read_text()), out / "training_curves.png")
     path = out / "report.json"
@@ -174,6 +179,12 @@ def summary_lines(report: dict) -> list[str]:
             f"{name:<17}{image['n']:>7}{image['positives']:>5}"
             f"{image['auroc']:>9.3f} [{low:.2f}, {high:.2f}]"
             f"{image['kappa']:>7.2f}{image['sensitivity']:>7.2f}{image['specificity']:>7.2f}"
+        )
+    for name, part in report.get("localisation", {}).items():
+        lines.append(
+            f"Boxes, {name}: the top box hits a fracture on {_pct(part['top_box_hit_rate'])} of "
+            f"{part['fractured_images']} fractured images; "
+            f"{part['false_boxes_per_normal_image']:.2f} boxes per normal image"
         )
     return lines
 

@@ -142,3 +142,38 @@ def plot_froc(curves: dict[str, list[dict]], path: Path) -> Path:
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
+
+
+def truth_boxes(records) -> list[list[tuple[float, ...]]] | None:
+    """FracAtlas' fracture boxes of each record (from `boxes.csv` next to its `images/` folder),
+    or None if any record's dataset has no boxes.csv (e.g. MURA)."""
+    from training.fracture_data import load_boxes
+
+    loaded: dict[Path, dict] = {}
+    truths = []
+    for record in records:
+        folder = Path(record.path).parent.parent
+        if folder not in loaded:
+            if not (folder / "boxes.csv").is_file():
+                return None
+            loaded[folder] = load_boxes(folder)
+        truths.append(loaded[folder].get(Path(record.path).name, []))
+    return truths
+
+
+def report_from_predictions(rows) -> dict:
+    """Localisation of the app's boxes (`Prediction.boxes`) for (record, prediction) rows, for
+    the three bones and all regions; empty when the data has no fracture boxes. The FROC covers
+    only boxes above the app's box threshold."""
+    truths = truth_boxes([record for record, _ in rows])
+    if truths is None:
+        return {}
+    report = {}
+    for name, keep in (
+        ("three bones", [record.bone in ("Elbow", "Hand", "Shoulder") for record, _ in rows]),
+        ("all regions", [True] * len(rows)),
+    ):
+        boxes = [tuple(p.boxes) for (_, p), k in zip(rows, keep, strict=True) if k]
+        real = [t for t, k in zip(truths, keep, strict=True) if k]
+        report[name] = {**summary(boxes, real), "froc": froc(boxes, real)}
+    return report
