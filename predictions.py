@@ -1,12 +1,15 @@
 """Public inference API and command line: bone type first, then that bone's fracture model.
 
-    predict(path)            -> "Elbow" | "Hand" | "Shoulder"
-    predict(path, bone)      -> "fractured" | "normal"
-    analyze(path)            -> Prediction (both stages, probabilities, threshold, timing)
-    analyze_study(paths)     -> StudyPrediction (MURA: mean probability over the study's views)
-    explain(path)            -> Explanation (Grad-CAM array and overlay image)
+    predict(path)              -> "Elbow" | "Hand" | "Shoulder"
+    predict(path, bone)        -> "fractured" | "normal"
+    analyze(path, bone=None)   -> Prediction (both stages, probabilities, threshold, boxes, timing)
+    analyze_study(paths, bone=None) -> StudyPrediction (MURA: mean probability over the views)
+    explain(path)              -> Explanation (class activation map and overlay image)
 
-Command line: python predictions.py IMAGE_OR_FOLDER... [--study] [--json] [--heatmap OUT_DIR]
+The bone type comes from, in order: the caller (`bone=`, "chosen"), the DICOM header ("DICOM
+tag"), or the bone-type model ("model"). The models run on LiteRT; TensorFlow is not needed.
+
+Command line: python predictions.py IMAGE_OR_FOLDER... [--study] [--bone B] [--json] [--heatmap DIR]
 """
 
 from __future__ import annotations
@@ -24,11 +27,13 @@ from pathlib import Path
 import numpy as np
 
 from core import errors
+from core.bone_routing import bone_from_dicom
 from core.image_cache import ImageCache
 from core.imaging import IMAGE_EXTENSIONS, XrayImage, prepare, preprocess
 from core.models import BONES, is_recognised
 
 FRACTURED, NORMAL = "fractured", "normal"
+FROM_MODEL, FROM_TAG, CHOSEN = "model", "DICOM tag", "chosen"
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,12 @@ class Prediction:
     threshold: float
     model_versions: dict[str, str]
     seconds: float
+    bone_source: str = FROM_MODEL
+    model_bone: str = ""
+    model_agrees: bool = True
+    routing_note: str = ""
+    boxes: tuple = ()
+    notes: tuple[str, ...] = ()
 
     @property
     def bone_confidence(self) -> float:
@@ -73,6 +84,11 @@ class StudyPrediction:
     threshold: float
     seconds: float
     view_bones: tuple[str, ...] = field(default=())
+    bone_source: str = FROM_MODEL
+    model_bone: str = ""
+    model_agrees: bool = True
+    routing_note: str = ""
+    notes: tuple[str, ...] = ()
 
     @property
     def label_confidence(self) -> float:
@@ -83,7 +99,8 @@ class StudyPrediction:
 
 @dataclass(frozen=True)
 class Explanation:
-    """Grad-CAM of the fracture decision: `heat` on the model grid, `overlay` on the X-ray."""
+    """Class activation map of the fracture decision: `heat` on the model grid, `overlay` on
+    the X-ray (for global-average pooling this equals Grad-CAM)."""
 
     bone: str
     heat: np.ndarray
@@ -91,7 +108,7 @@ class Explanation:
 
 
 def _engine(weights_dir: str | Path | None):
-    from core.engine import get_engine  # imports TensorFlow on first use only
+    from core.engine import get_engine
 
     return get_engine(weights_dir)
 
@@ -112,7 +129,7 @@ def _read(path: str | Path) -> np.ndarray:
 
 def _versions(engine) -> dict[str, str]:
     manifest = engine.manifest
-    entries = [manifest.backbone, manifest.bone_type, *manifest.fracture.values()]
+    entries = [*manifest.networks.values(), *manifest.heads.values()]
     return {entry.name: entry.version or entry.sha256[:12] for entry in entries}
 
 
@@ -120,101 +137,162 @@ def _label(probability: float, threshold: float) -> str:
     return FRACTURED if probability >= threshold else NORMAL
 
 
-def analyze(path: str | Path, weights_dir: str | Path | None = None) -> Prediction:
-    """Run bone type, then the routed fracture model, on one X-ray file."""
+@dataclass(frozen=True)
+class _Route:
+    """Where the bone type comes from before the models run."""
+
+    bone: str | None
+    source: str
+    note: str = ""
+    excluded: bool = False  # the DICOM header names a body part that is not one of the three
+
+
+def chosen_bone(bone: str) -> str:
+    """'elbow' -> 'Elbow'; anything else raises `UnknownBoneError`."""
+    name = str(bone).strip().capitalize()
+    if name not in BONES:
+        raise errors.UnknownBoneError(
+            f"'{bone}' is not a bone this tool analyses.", "Choose Elbow, Hand or Shoulder."
+        )
+    return name
+
+
+def _route(paths: Sequence[str | Path], bone: str | None) -> _Route:
+    if bone is not None:
+        return _Route(chosen_bone(bone), CHOSEN)
+    tags = [bone_from_dicom(path) for path in paths]
+    named = {tag.bone for tag in tags if tag.bone}
+    note = next((tag.note for tag in tags if tag.note), "")
+    if len(named) == 1 and not note:
+        return _Route(named.pop(), FROM_TAG)
+    if any(tag.excluded for tag in tags) and not named:
+        return _Route(None, FROM_TAG, note, excluded=True)
+    return _Route(None, FROM_MODEL, note)
+
+
+def _decide(route: _Route, probabilities: dict[str, float], recognition: float) -> dict:
+    """The bone whose fracture model decides, and whether a verdict is given."""
+    model_bone = max(BONES, key=probabilities.get)
+    if route.bone:
+        bone, recognised = route.bone, True
+    else:
+        bone = model_bone
+        recognised = not route.excluded and is_recognised(probabilities, recognition)
+    return {
+        "bone": bone,
+        "recognised": recognised,
+        "bone_source": route.source,
+        "model_bone": model_bone,
+        "model_agrees": model_bone == bone,
+        "routing_note": route.note,
+    }
+
+
+def analyze(
+    path: str | Path, weights_dir: str | Path | None = None, bone: str | None = None
+) -> Prediction:
+    """Bone type (chosen, DICOM tag or model), then that bone's fracture model, on one file."""
     start = time.perf_counter()
+    route = _route([path], bone)
     engine = _engine(weights_dir)
-    image = preprocess(_read(path), engine.manifest.input_size)
-    raw = engine.run(image[None])[0]
-    return _prediction(str(path), raw, engine, time.perf_counter() - start)
+    gray = _read(path)
+    raw = engine.run(gray)
+    return _prediction(str(path), raw, engine, route, gray.shape, time.perf_counter() - start)
 
 
-def _prediction(path: str, raw, engine, seconds: float) -> Prediction:
+def _prediction(path: str, raw, engine, route: _Route, shape, seconds: float) -> Prediction:
     manifest = engine.manifest
-    probabilities = raw.bone_probabilities
-    bone = max(BONES, key=probabilities.get)
+    decision = _decide(route, raw.bone_probabilities, manifest.recognition_threshold)
+    bone = decision["bone"]
     threshold = manifest.fracture[bone].threshold or 0.5
     fracture = raw.fracture_probabilities[bone]
     return Prediction(
         path=path,
-        bone=bone,
-        bone_probabilities=probabilities,
-        recognised=is_recognised(probabilities, manifest.recognition_threshold),
+        bone_probabilities=raw.bone_probabilities,
         recognition_threshold=manifest.recognition_threshold,
         fracture_probability=fracture,
         label=_label(fracture, threshold),
         threshold=threshold,
         model_versions=_versions(engine),
         seconds=seconds,
+        boxes=_boxes(engine, raw, bone, shape),
+        **decision,
     )
 
 
+def _boxes(engine, raw, bone: str, shape) -> tuple:
+    """The most likely fracture regions in image pixels (none if the head has no box threshold)."""
+    box_threshold = engine.manifest.fracture[bone].details.get("box_threshold")
+    if box_threshold is None:
+        return ()
+    from core.boxes import boxes_from_map
+    from core.heads import sigmoid
+
+    probabilities = sigmoid(raw.fracture_maps[bone])
+    return boxes_from_map(probabilities, raw.fracture_frames[bone], shape, float(box_threshold))
+
+
 def analyze_study(
-    paths: Sequence[str | Path], weights_dir: str | Path | None = None
+    paths: Sequence[str | Path],
+    weights_dir: str | Path | None = None,
+    bone: str | None = None,
 ) -> StudyPrediction:
     """Analyse 1+ views of one study; the study probability is the mean over its images."""
     if not paths:
         raise errors.EmptyImageError("No images were given for this study.", "Select 1 to 3 views.")
     start = time.perf_counter()
+    route = _route(paths, bone)
     engine = _engine(weights_dir)
-    size = engine.manifest.input_size
-    batch = np.stack([preprocess(_read(path), size) for path in paths])
-    raws = engine.run(batch)
+    grays = [_read(path) for path in paths]
+    raws = [engine.run(gray) for gray in grays]
     elapsed = time.perf_counter() - start
     images = tuple(
-        _prediction(str(p), raw, engine, elapsed / len(paths))
-        for p, raw in zip(paths, raws, strict=True)
+        _prediction(str(p), raw, engine, route, gray.shape, elapsed / len(paths))
+        for p, raw, gray in zip(paths, raws, grays, strict=True)
     )
     mean_bone = {
         name: float(np.mean([raw.bone_probabilities[name] for raw in raws]))
         for name in raws[0].bone_probabilities
     }
-    bone = max(BONES, key=mean_bone.get)
-    threshold = engine.manifest.fracture[bone].threshold or 0.5
-    probability = float(np.mean([raw.fracture_probabilities[bone] for raw in raws]))
-    view_bones = tuple(image.bone for image in images)
+    decision = _decide(route, mean_bone, engine.manifest.recognition_threshold)
+    chosen = decision["bone"]
+    threshold = engine.manifest.fracture[chosen].threshold or 0.5
+    probability = float(np.mean([raw.fracture_probabilities[chosen] for raw in raws]))
+    view_bones = tuple(image.model_bone for image in images)
     return StudyPrediction(
         paths=tuple(str(p) for p in paths),
         images=images,
-        bone=bone,
         bone_probabilities=mean_bone,
         views_agree=len(set(view_bones)) == 1,
-        recognised=is_recognised(mean_bone, engine.manifest.recognition_threshold),
         fracture_probability=probability,
         label=_label(probability, threshold),
         threshold=threshold,
         seconds=time.perf_counter() - start,
         view_bones=view_bones,
+        **decision,
     )
 
 
 def predict(path: str | Path, bone: str | None = None, weights_dir: str | Path | None = None):
     """The seed's call: the bone type, or 'fractured'/'normal' for `bone`."""
-    engine = _engine(weights_dir)
-    image = preprocess(_read(path), engine.manifest.input_size)
-    raw = engine.run(image[None])[0]
     if bone is None:
-        return max(BONES, key=raw.bone_probabilities.get)
-    bone = bone.capitalize()
-    if bone not in BONES:
-        raise ValueError(f"bone must be one of {BONES}, got {bone!r}")
-    threshold = engine.manifest.fracture[bone].threshold or 0.5
-    return _label(raw.fracture_probabilities[bone], threshold)
+        return analyze(path, weights_dir).bone
+    return analyze(path, weights_dir, bone=bone).label
 
 
 def explain(
     path: str | Path, bone: str | None = None, weights_dir: str | Path | None = None
 ) -> Explanation:
-    """Grad-CAM of `bone`'s fracture model (default: the predicted bone) for one image."""
+    """Class activation map of `bone`'s fracture model (default: the routed bone) for one image."""
     from core.heatmap import overlay
 
+    route = _route([path], bone)
     engine = _engine(weights_dir)
-    size = engine.manifest.input_size
     gray = _read(path)
-    if bone is None:
-        bone = analyze(path, weights_dir).bone
-    heat = engine.gradcam(preprocess(gray, size), bone)
-    return Explanation(bone=bone, heat=heat, overlay=overlay(gray, heat, size))
+    raw = engine.run(gray)
+    chosen = _decide(route, raw.bone_probabilities, engine.manifest.recognition_threshold)["bone"]
+    heat, frame = engine.activation_map(raw, chosen)
+    return Explanation(bone=chosen, heat=heat, overlay=overlay(gray, heat, frame))
 
 
 def model_input(path: str | Path, size: int) -> np.ndarray:
@@ -275,9 +353,15 @@ def _row(result: Prediction | StudyPrediction) -> dict:
 
 
 def _describe(result: Prediction | StudyPrediction) -> str:
-    bone = f"{result.bone} ({result.bone_probabilities[result.bone]:.0%})"
+    model_guess = f"{result.model_bone} {result.bone_probabilities[result.model_bone]:.0%}"
+    if result.bone_source == FROM_MODEL:
+        bone = f"{result.bone} ({result.bone_probabilities[result.bone]:.0%})"
+    else:
+        agreement = "agrees" if result.model_agrees else f"model says {model_guess}"
+        bone = f"{result.bone} ({result.bone_source}; {agreement})"
     if not result.recognised:
-        return f"not recognised as elbow/hand/shoulder (best guess {bone})"
+        reason = result.routing_note or "not recognised as elbow/hand/shoulder"
+        return f"{reason} (best guess {model_guess}); no verdict. Use --bone to choose one."
     verdict = f"{result.label} ({result.label_confidence:.0%}, p={result.fracture_probability:.2f})"
     extra = ""
     if isinstance(result, StudyPrediction) and not result.views_agree:
@@ -294,6 +378,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--study", action="store_true", help="treat each folder (or all files) as one study"
     )
+    parser.add_argument(
+        "--bone",
+        type=str.capitalize,
+        choices=BONES,
+        help="analyse as this bone (elbow, hand or shoulder) instead of detecting it",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object per line")
     parser.add_argument("--heatmap", metavar="OUT_DIR", help="write Grad-CAM overlays as PNG here")
     parser.add_argument("--weights", metavar="DIR", help="weights folder (default: ./weights)")
@@ -306,9 +396,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not paths:
                 raise _no_images(name)
             if args.study:
-                result = analyze_study(paths, args.weights)
+                result = analyze_study(paths, args.weights, bone=args.bone)
             else:
-                result = analyze(paths[0], args.weights)
+                result = analyze(paths[0], args.weights, bone=args.bone)
             if args.heatmap:
                 _write_heatmaps(paths, result.bone, Path(args.heatmap), args.weights)
         except Exception as error:  # noqa: BLE001 - every input gets its line; the batch goes on

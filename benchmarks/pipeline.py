@@ -69,7 +69,7 @@ def train_step_rate(size: int, batch: int, steps: int = 3) -> float:
     """Images/s of a ResNet50 training step (both heads) on random data."""
     import keras
 
-    from core.models import build_backbone, build_training_model
+    from training.models import build_backbone, build_training_model
     from training.train import compile_model
 
     model = build_training_model(build_backbone(size))

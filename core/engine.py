@@ -1,131 +1,85 @@
-"""Load the verified models once and run them: one backbone pass gives every head's output.
+"""Load the verified networks and heads once and run them: each distinct network once per image.
 
-TensorFlow is imported here and nowhere in the GUI, so the window can open before it loads.
+No TensorFlow here: networks run on LiteRT (`core.runtime`), heads in numpy (`core.heads`).
 """
 
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from core import errors
-from core.manifest import Manifest, read_manifest, verified_path
-from core.models import BONE_TYPE_CLASSES, BONES, load_arrays, load_head
-from core.resnet_graph import FoldedResNet50, fold_backbone
+from core.framing import Frame
+from core.heads import Head, sigmoid, softmax
+from core.imaging import normalize, prepare_framed
+from core.manifest import HeadEntry, Manifest, read_manifest, verified_path
+from core.models import BONE_TYPE_CLASSES, load_head
+from core.runtime import Network
 
 
 @dataclass(frozen=True)
 class RawOutput:
-    """Outputs of one forward pass: bone-type probabilities and each bone's fracture probability."""
+    """One image's model outputs: probabilities, each bone's fracture cell logits and framing."""
 
     bone_probabilities: dict[str, float]
     fracture_probabilities: dict[str, float]
-
-
-def load_weights(manifest: Manifest):
-    """Verified, folded backbone arrays, the bone-type head and the fracture heads (BONES order)."""
-    backbone_path = verified_path(manifest, manifest.backbone)
-    folded = fold_backbone(load_arrays(backbone_path), backbone_path)
-    bone_type = load_head(verified_path(manifest, manifest.bone_type), len(BONE_TYPE_CLASSES))
-    fracture = [load_head(verified_path(manifest, manifest.fracture[bone]), 1) for bone in BONES]
-    return folded, bone_type, fracture
+    fracture_maps: dict[str, np.ndarray]  # bone -> (h, w) cell logits of its fracture head
+    fracture_frames: dict[str, Frame]  # bone -> geometry of its fracture network's input
+    features: dict[str, np.ndarray]  # network name -> (h, w, C) feature map
 
 
 class Engine:
-    """The loaded backbone and heads, with a traced inference function and Grad-CAM."""
+    """The manifest's networks and heads, loaded and verified."""
 
     def __init__(self, manifest: Manifest) -> None:
         self.manifest = manifest
-        size = manifest.input_size
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            # Checksums, reading and batch-norm folding (numpy) overlap the TensorFlow import.
-            loading = pool.submit(load_weights, manifest)
-            import tensorflow as tf
+        self.heads: dict[str, Head] = {
+            key: self._load_head(entry) for key, entry in manifest.heads.items()
+        }
+        used = {entry.network for entry in manifest.heads.values()}
+        self.networks: dict[str, Network] = {
+            name: Network(verified_path(manifest, manifest.networks[name]), manifest.networks[name])
+            for name in sorted(used)
+        }
 
-            folded, (bone_kernel, bone_bias), fracture = loading.result()
-        self.backbone = FoldedResNet50(folded)
-        self._bone_kernel = tf.constant(bone_kernel)
-        self._bone_bias = tf.constant(bone_bias)
-        self._fracture_kernel = tf.constant(np.concatenate([k for k, _ in fracture], axis=1))
-        self._fracture_bias = tf.constant(np.concatenate([b for _, b in fracture], axis=0))
-        signature = [tf.TensorSpec([None, size, size, 3], tf.float32)]
-        self._infer = tf.function(self._forward, input_signature=signature, reduce_retracing=True)
-        self._gradcam = tf.function(self._gradcam_maps, input_signature=signature)
-        self._traced = threading.Event()
-        self._tracing = threading.Lock()
-        self._first_call_done = False
+    def _load_head(self, entry: HeadEntry) -> Head:
+        channels = self.manifest.network_of(entry).feature_shape[-1]
+        outputs = len(BONE_TYPE_CLASSES) if entry.name == "bone_type" else 1
+        kernel, bias = load_head(verified_path(self.manifest, entry), channels, outputs)
+        return Head(kernel, bias, entry.pooling, entry.pooling_r)
 
-    def warm_up(self) -> None:
-        """Trace the fast inference function now (about 2 s on 2 cores); later runs use it."""
-        with self._tracing:
-            if not self._traced.is_set():
-                size = self.manifest.input_size
-                self._infer(np.zeros((1, size, size, 3), np.float32))
-                self._traced.set()
+    def run(self, gray: np.ndarray) -> RawOutput:
+        """All stages on one [0, 1] gray X-ray; each network runs once."""
+        features: dict[str, np.ndarray] = {}
+        frames: dict[str, Frame] = {}
+        for name, network in self.networks.items():
+            pixels, frames[name] = prepare_framed(gray, network.input_size)
+            features[name] = network.features(normalize(pixels))
+        manifest = self.manifest
+        bone_logits = self.heads["bone_type"].logits(features[manifest.bone_type.network])
+        bone = softmax(bone_logits)
+        fracture, maps, fracture_frames = {}, {}, {}
+        for name, entry in manifest.fracture.items():
+            head = self.heads[entry.name]
+            fmap = features[entry.network]
+            fracture[name] = float(sigmoid(head.logits(fmap))[0])
+            maps[name] = head.cell_logits(fmap)[..., 0]
+            fracture_frames[name] = frames[entry.network]
+        return RawOutput(
+            bone_probabilities=dict(zip(BONE_TYPE_CLASSES, map(float, bone), strict=True)),
+            fracture_probabilities=fracture,
+            fracture_maps=maps,
+            fracture_frames=fracture_frames,
+            features=features,
+        )
 
-    def _heads(self, feature_map):
-        import tensorflow as tf
-
-        pooled = tf.reduce_mean(feature_map, axis=[1, 2])
-        bone = tf.nn.softmax(tf.matmul(pooled, self._bone_kernel) + self._bone_bias)
-        fracture_logits = tf.matmul(pooled, self._fracture_kernel) + self._fracture_bias
-        return bone, fracture_logits
-
-    def _forward(self, images):
-        import tensorflow as tf
-
-        bone, fracture_logits = self._heads(self.backbone(images, training=False))
-        return bone, tf.sigmoid(fracture_logits)
-
-    def _gradcam_maps(self, images):
-        """Grad-CAM maps (one per bone's fracture head) over the last convolutional block."""
-        import tensorflow as tf
-
-        feature_map = self.backbone(images, training=False)
-        maps = []
-        for index in range(len(BONES)):
-            with tf.GradientTape() as tape:
-                tape.watch(feature_map)
-                _, logits = self._heads(feature_map)
-                target = logits[:, index]
-            gradients = tape.gradient(target, feature_map)
-            weights = tf.reduce_mean(gradients, axis=[1, 2], keepdims=True)
-            maps.append(tf.nn.relu(tf.reduce_sum(weights * feature_map, axis=-1)))
-        return tf.stack(maps, axis=1)
-
-    def run(self, batch: np.ndarray) -> list[RawOutput]:
-        """Run the models on preprocessed images of shape (n, size, size, 3).
-
-        The very first call runs eagerly (0.3 s instead of about 2 s of tracing), so a single
-        prediction comes quickly; the second call traces the fast function, which every later
-        call uses. The app traces it in the background right after start-up (`warm_up`).
-        """
-        batch = np.asarray(batch, dtype=np.float32)
-        if not self._traced.is_set() and not self._first_call_done:
-            self._first_call_done = True
-            bone, fracture = self._forward(batch)
-        else:
-            self.warm_up()
-            bone, fracture = self._infer(batch)
-        bone, fracture = bone.numpy(), fracture.numpy()
-        return [
-            RawOutput(
-                bone_probabilities=dict(zip(BONE_TYPE_CLASSES, map(float, bone[i]), strict=True)),
-                fracture_probabilities=dict(zip(BONES, map(float, fracture[i]), strict=True)),
-            )
-            for i in range(len(bone))
-        ]
-
-    def gradcam(self, image: np.ndarray, bone: str) -> np.ndarray:
-        """Grad-CAM for `bone`'s fracture head on one preprocessed image, scaled to [0, 1]."""
-        maps = self._gradcam(np.asarray(image, dtype=np.float32)[None])
-        heat = maps.numpy()[0, BONES.index(bone)]
-        top = float(heat.max())
-        return (heat / top if top > 0 else heat).astype(np.float32)
+    def activation_map(self, raw: RawOutput, bone: str) -> tuple[np.ndarray, Frame]:
+        """Class activation map of `bone`'s fracture head (h, w, in [0, 1]) and its framing."""
+        entry = self.manifest.fracture[bone]
+        heat = self.heads[entry.name].activation_map(raw.features[entry.network])
+        return heat, raw.fracture_frames[bone]
 
 
 _engines: dict[Path, Engine] = {}
@@ -148,4 +102,4 @@ def clear_cache() -> None:
         _engines.clear()
 
 
-__all__ = ["Engine", "RawOutput", "get_engine", "clear_cache", "errors"]
+__all__ = ["Engine", "RawOutput", "clear_cache", "get_engine"]

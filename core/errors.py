@@ -81,6 +81,12 @@ class DicomNoPixelDataError(ImageReadError):
     """A DICOM file without an image in it (e.g. a structured report)."""
 
 
+class UnknownBoneError(TriageError, ValueError):
+    """A bone was asked for that the tool has no model for (e.g. 'Knee')."""
+
+    title = "Unknown bone type"
+
+
 class ModelError(TriageError):
     """The model files cannot be used."""
 

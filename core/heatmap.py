@@ -1,23 +1,27 @@
-"""Turn a Grad-CAM map into an overlay on the original X-ray."""
+"""Turn a model-grid map (class activation map) into an overlay on the original X-ray."""
 
 from __future__ import annotations
 
 import numpy as np
 from PIL import Image
 
+from core.framing import Frame
 
-def heat_to_image_grid(heat: np.ndarray, image_shape: tuple[int, int], size: int) -> np.ndarray:
-    """Map a Grad-CAM grid computed on the letterboxed square back onto the image pixels."""
-    height, width = image_shape
-    scale = size / max(height, width)
-    new_h, new_w = max(1, round(height * scale)), max(1, round(width * scale))
-    top, left = (size - new_h) // 2, (size - new_w) // 2
+
+def heat_to_image_grid(heat: np.ndarray, frame: Frame, image_shape: tuple[int, int]) -> np.ndarray:
+    """Map a grid computed on the model's square input back onto the image's own pixels."""
+    size = frame.size
+    new_h, new_w = frame.resized_shape
     square = Image.fromarray(heat.astype(np.float32), mode="F").resize(
         (size, size), Image.Resampling.BILINEAR
     )
-    cropped = square.crop((left, top, left + new_w, top + new_h))
-    resized = cropped.resize((width, height), Image.Resampling.BILINEAR)
-    return np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0)
+    content = square.crop(
+        (frame.pad_left, frame.pad_top, frame.pad_left + new_w, frame.pad_top + new_h)
+    )
+    resized = content.resize((frame.width, frame.height), Image.Resampling.BILINEAR)
+    full = np.zeros(image_shape, dtype=np.float32)
+    full[frame.top : frame.top + frame.height, frame.left : frame.left + frame.width] = resized
+    return np.clip(full, 0.0, 1.0)
 
 
 def colour_map(values: np.ndarray) -> np.ndarray:
@@ -29,9 +33,9 @@ def colour_map(values: np.ndarray) -> np.ndarray:
     return (np.stack([red, green, blue], axis=-1) * 255).astype(np.uint8)
 
 
-def overlay(gray: np.ndarray, heat: np.ndarray, size: int, alpha: float = 0.4) -> Image.Image:
+def overlay(gray: np.ndarray, heat: np.ndarray, frame: Frame, alpha: float = 0.4) -> Image.Image:
     """Blend the heat map over the [0, 1] gray X-ray; weak activations stay transparent."""
-    heat_full = heat_to_image_grid(heat, gray.shape, size)
+    heat_full = heat_to_image_grid(heat, frame, gray.shape)
     base = np.repeat((np.clip(gray, 0, 1) * 255).astype(np.float32)[..., None], 3, axis=2)
     colours = colour_map(heat_full).astype(np.float32)
     weight = (alpha * np.clip(heat_full * 1.5 - 0.2, 0, 1))[..., None]

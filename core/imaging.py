@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from core import errors
+from core.framing import Frame, frame_for
 
 MAX_PIXELS = 60_000_000  # ~7700 x 7700: larger than any radiograph, small enough to be safe
 MAX_FILE_BYTES = 256 * 1024 * 1024  # no radiograph file is this large; refuse before reading it
@@ -371,19 +372,24 @@ def _stretch_contrast(image: np.ndarray) -> np.ndarray:
 
 
 def prepare(image: np.ndarray, size: int) -> np.ndarray:
-    """Fit a [0, 1] gray image into a `size` x `size` square (aspect kept, black padding).
+    """Crop a [0, 1] gray image to its content and fit it into a `size` square (black padding).
 
     Returns float32 in [0, 255] with shape (size, size, 3), ready for augmentation or `normalize`.
     """
-    height, width = image.shape
-    scale = size / max(height, width)
-    new_h, new_w = max(1, round(height * scale)), max(1, round(width * scale))
-    pil = Image.fromarray(np.asarray(image * 255.0, dtype=np.float32), mode="F")
+    return prepare_framed(image, size)[0]
+
+
+def prepare_framed(image: np.ndarray, size: int) -> tuple[np.ndarray, Frame]:
+    """`prepare`, and the `Frame` that maps model pixels back to the image's own pixels."""
+    frame = frame_for(image, size)
+    content = image[frame.top : frame.top + frame.height, frame.left : frame.left + frame.width]
+    new_h, new_w = frame.resized_shape
+    pil = Image.fromarray(np.asarray(content * 255.0, dtype=np.float32), mode="F")
     resized = np.asarray(pil.resize((new_w, new_h), Image.Resampling.BILINEAR), dtype=np.float32)
     canvas = np.zeros((size, size), dtype=np.float32)
-    top, left = (size - new_h) // 2, (size - new_w) // 2
+    top, left = frame.pad_top, frame.pad_left
     canvas[top : top + new_h, left : left + new_w] = np.clip(resized, 0.0, 255.0)
-    return np.repeat(canvas[:, :, None], 3, axis=2)
+    return np.repeat(canvas[:, :, None], 3, axis=2), frame
 
 
 def normalize(pixels):  # numpy array or tf.Tensor, values in [0, 255], channels last

@@ -1,9 +1,16 @@
-"""The weights manifest (`weights/manifest.json`): read it, verify checksums, write entries."""
+"""The weights manifest (`weights/manifest.json`): read and validate it, verify checksums, write it.
+
+Format 2 lists *networks* (LiteRT `.tflite` files that turn a preprocessed image into a feature
+map) and *heads* (small `.npz` linear layers applied to one network's feature map). Stages may
+share a network or each have their own. Every value is checked on reading, and every file must
+lie inside the weights folder.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,18 +19,39 @@ from core import errors
 from core.models import BONE_TYPE_CLASSES, BONES, FRACTURE_CLASSES
 
 MANIFEST_NAME = "manifest.json"
+FORMAT_VERSION = 2
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
 RETRAIN_ADVICE = "Get the 'weights' folder from the project again, or retrain (see README)."
+QUANTIZATIONS = ("int8", "float32")
+POOLINGS = ("mean", "lse")
+MAX_INPUT_SIZE = 2048
 
 
 @dataclass(frozen=True)
-class ModelEntry:
-    """One model file listed in the manifest."""
+class NetworkEntry:
+    """One LiteRT network: preprocessed (1, S, S, 3) image in, (1, h, w, C) feature map out."""
 
     name: str
     file: str
     sha256: str
-    classes: tuple[str, ...] = ()
+    input_size: int
+    quantization: str
+    feature_shape: tuple[int, int, int]
+    version: str = ""
+    details: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class HeadEntry:
+    """One linear head on a network's feature map, with its pooling and decision threshold."""
+
+    name: str
+    network: str
+    file: str
+    sha256: str
+    classes: tuple[str, ...]
+    pooling: str = "mean"
+    pooling_r: float = 1.0
     threshold: float | None = None
     version: str = ""
     details: dict[str, Any] = field(default_factory=dict, compare=False)
@@ -31,24 +59,44 @@ class ModelEntry:
 
 @dataclass(frozen=True)
 class Manifest:
-    """The parsed manifest: input size, the recognition threshold and every model entry."""
+    """The parsed, validated manifest."""
 
     folder: Path
-    input_size: int
     recognition_threshold: float
-    backbone: ModelEntry
-    bone_type: ModelEntry
-    fracture: dict[str, ModelEntry]
+    networks: dict[str, NetworkEntry]
+    heads: dict[str, HeadEntry]
     card: dict[str, Any] = field(default_factory=dict, compare=False)
 
-    def path_of(self, entry: ModelEntry) -> Path:
-        """Absolute path of a model file."""
+    @property
+    def bone_type(self) -> HeadEntry:
+        """The bone-type head."""
+        return self.heads["bone_type"]
+
+    @property
+    def fracture(self) -> dict[str, HeadEntry]:
+        """Each bone's fracture head, in BONES order."""
+        return {bone: self.heads[fracture_key(bone)] for bone in BONES}
+
+    def network_of(self, head: HeadEntry) -> NetworkEntry:
+        """The network a head reads its features from."""
+        return self.networks[head.network]
+
+    def path_of(self, entry: NetworkEntry | HeadEntry) -> Path:
+        """Absolute path of a model file (already confined to the folder on reading)."""
         return self.folder / entry.file
 
 
 def fracture_key(bone: str) -> str:
-    """Manifest key of a bone's fracture model, e.g. 'fracture_elbow'."""
+    """Manifest key of a bone's fracture head, e.g. 'fracture_elbow'."""
     return f"fracture_{bone.lower()}"
+
+
+REQUIRED_HEADS = ("bone_type", *(fracture_key(bone) for bone in BONES))
+
+
+def expected_classes(key: str) -> tuple[str, ...]:
+    """Classes a head entry must list."""
+    return BONE_TYPE_CLASSES if key == "bone_type" else FRACTURE_CLASSES
 
 
 def sha256_file(path: Path) -> str:
@@ -61,7 +109,7 @@ def sha256_file(path: Path) -> str:
 
 
 def read_manifest(folder: Path | str = DEFAULT_WEIGHTS) -> Manifest:
-    """Parse `folder/manifest.json`; raise a `ModelError` subclass if it is missing or invalid."""
+    """Parse and validate `folder/manifest.json`; raise a `ModelError` subclass if unusable."""
     folder = Path(folder)
     if not folder.is_dir():
         raise errors.WeightsFolderMissingError(
@@ -72,46 +120,101 @@ def read_manifest(folder: Path | str = DEFAULT_WEIGHTS) -> Manifest:
         raise errors.ManifestError(f"The model list '{path}' is missing.", RETRAIN_ADVICE)
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
-        models = raw["models"]
+        if not isinstance(raw, dict):
+            raise ValueError("it is not a JSON object")
+        if raw.get("format_version") != FORMAT_VERSION:
+            raise ValueError(
+                f"format {raw.get('format_version')!r}, this app reads format {FORMAT_VERSION}"
+            )
+        networks = {name: _network(name, value) for name, value in raw["networks"].items()}
+        heads = {key: _head(key, value, networks) for key, value in raw["heads"].items()}
+        missing = [key for key in REQUIRED_HEADS if key not in heads]
+        if missing:
+            raise ValueError(f"no entry for {', '.join(missing)}")
         manifest = Manifest(
             folder=folder,
-            input_size=int(raw["input_size"]),
-            recognition_threshold=float(raw["recognition_threshold"]),
-            backbone=_entry("backbone", models["backbone"]),
-            bone_type=_entry("bone_type", models["bone_type"]),
-            fracture={
-                bone: _entry(fracture_key(bone), models[fracture_key(bone)]) for bone in BONES
-            },
+            recognition_threshold=_probability(raw["recognition_threshold"], "recognition"),
+            networks=networks,
+            heads=heads,
             card=raw.get("model_card", {}),
         )
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise errors.ManifestError(
-            f"The model list '{path.name}' is damaged ({exc}).", RETRAIN_ADVICE
+            f"The model list '{path.name}' is damaged ({_reason(exc)}).", RETRAIN_ADVICE
         ) from exc
-    if manifest.bone_type.classes != BONE_TYPE_CLASSES:
-        raise errors.ManifestError(
-            f"The bone-type model lists classes {manifest.bone_type.classes}, "
-            f"expected {BONE_TYPE_CLASSES}.",
-            RETRAIN_ADVICE,
-        )
     return manifest
 
 
-def _entry(name: str, raw: dict[str, Any]) -> ModelEntry:
-    threshold = raw.get("threshold")
-    known = {"file", "sha256", "classes", "threshold", "version"}
-    return ModelEntry(
+def _reason(exc: Exception) -> str:
+    return f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
+
+
+def _network(name: str, raw: dict[str, Any]) -> NetworkEntry:
+    size = raw["input_size"]
+    if not isinstance(size, int) or not 0 < size <= MAX_INPUT_SIZE:
+        raise ValueError(f"network '{name}' has input size {size!r}")
+    shape = tuple(raw["feature_shape"])
+    if len(shape) != 3 or not all(isinstance(s, int) and s > 0 for s in shape):
+        raise ValueError(f"network '{name}' has feature shape {list(shape)!r}")
+    if raw["quantization"] not in QUANTIZATIONS:
+        raise ValueError(f"network '{name}' has quantization {raw['quantization']!r}")
+    known = {"file", "sha256", "input_size", "quantization", "feature_shape", "version"}
+    return NetworkEntry(
         name=name,
-        file=str(raw["file"]),
+        file=_confined(raw["file"]),
         sha256=str(raw["sha256"]),
-        classes=tuple(raw.get("classes", ())),
-        threshold=None if threshold is None else float(threshold),
+        input_size=size,
+        quantization=raw["quantization"],
+        feature_shape=shape,
         version=str(raw.get("version", "")),
         details={key: value for key, value in raw.items() if key not in known},
     )
 
 
-def verified_path(manifest: Manifest, entry: ModelEntry) -> Path:
+def _head(key: str, raw: dict[str, Any], networks: dict[str, NetworkEntry]) -> HeadEntry:
+    if raw["network"] not in networks:
+        raise ValueError(f"head '{key}' uses an unknown network {raw['network']!r}")
+    classes = tuple(raw["classes"])
+    if key in REQUIRED_HEADS and classes != expected_classes(key):
+        raise ValueError(f"head '{key}' lists classes {list(classes)}")
+    pooling = raw.get("pooling", "mean")
+    if pooling not in POOLINGS:
+        raise ValueError(f"head '{key}' has pooling {pooling!r}")
+    pooling_r = float(raw.get("pooling_r", 1.0))
+    if not math.isfinite(pooling_r) or pooling_r <= 0:
+        raise ValueError(f"head '{key}' has pooling_r {pooling_r!r}")
+    threshold = raw.get("threshold")
+    known = {"network", "file", "sha256", "classes", "pooling", "pooling_r", "threshold", "version"}
+    return HeadEntry(
+        name=key,
+        network=raw["network"],
+        file=_confined(raw["file"]),
+        sha256=str(raw["sha256"]),
+        classes=classes,
+        pooling=pooling,
+        pooling_r=pooling_r,
+        threshold=None if threshold is None else _probability(threshold, key),
+        version=str(raw.get("version", "")),
+        details={name: value for name, value in raw.items() if name not in known},
+    )
+
+
+def _confined(name: Any) -> str:
+    """A model file must be a plain file name inside the weights folder."""
+    text = str(name)
+    if not text or Path(text).name != text or text in (".", "..") or "\\" in text:
+        raise ValueError(f"model file {text!r} is outside the weights folder")
+    return text
+
+
+def _probability(value: Any, what: str) -> float:
+    number = float(value)
+    if not (math.isfinite(number) and 0.0 < number < 1.0):
+        raise ValueError(f"the {what} threshold {value!r} is not between 0 and 1")
+    return number
+
+
+def verified_path(manifest: Manifest, entry: NetworkEntry | HeadEntry) -> Path:
     """Path of a model file after checking it exists and matches its checksum."""
     path = manifest.path_of(entry)
     if not path.is_file():
@@ -126,12 +229,17 @@ def verified_path(manifest: Manifest, entry: ModelEntry) -> Path:
     return path
 
 
+# ----------------------------------------------------------------------------- writers
+
+
 def load_raw(folder: Path) -> dict[str, Any]:
-    """The manifest as a plain dict (empty skeleton when none exists yet), for writers."""
-    path = folder / MANIFEST_NAME
+    """The manifest as a plain dict (an empty format-2 skeleton when none exists yet)."""
+    path = Path(folder) / MANIFEST_NAME
     if path.is_file():
-        return json.loads(path.read_text(encoding="utf-8"))
-    return {"format_version": 1, "models": {}, "model_card": {}}
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        if raw.get("format_version") == FORMAT_VERSION:
+            return raw
+    return {"format_version": FORMAT_VERSION, "networks": {}, "heads": {}, "model_card": {}}
 
 
 def write_raw(folder: Path, raw: dict[str, Any]) -> Path:
@@ -144,26 +252,42 @@ def write_raw(folder: Path, raw: dict[str, Any]) -> Path:
     return path
 
 
-def register_model(
-    folder: Path, key: str, file_path: Path, classes: tuple[str, ...], **details: Any
+def register_network(
+    folder: Path,
+    name: str,
+    file_path: Path,
+    input_size: int,
+    quantization: str,
+    feature_shape: tuple[int, int, int],
+    **details: Any,
 ) -> dict[str, Any]:
-    """Add or replace one model entry (with its checksum) in the manifest; returns the entry."""
+    """Add or replace one network entry (with its checksum); returns the entry."""
     raw = load_raw(folder)
     entry = {
         "file": file_path.name,
         "sha256": sha256_file(file_path),
-        "classes": list(classes),
+        "input_size": int(input_size),
+        "quantization": quantization,
+        "feature_shape": [int(side) for side in feature_shape],
         **details,
     }
-    raw.setdefault("models", {})[key] = entry
+    raw["networks"][name] = entry
     write_raw(folder, raw)
     return entry
 
 
-def expected_classes(key: str) -> tuple[str, ...]:
-    """Classes a manifest entry must list for the model `key`."""
-    if key == "bone_type":
-        return BONE_TYPE_CLASSES
-    if key.startswith("fracture_"):
-        return FRACTURE_CLASSES
-    return ()
+def register_head_entry(
+    folder: Path, key: str, file_path: Path, network: str, **details: Any
+) -> dict[str, Any]:
+    """Add or replace one head entry (with its checksum); returns the entry."""
+    raw = load_raw(folder)
+    entry = {
+        "network": network,
+        "file": file_path.name,
+        "sha256": sha256_file(file_path),
+        "classes": list(expected_classes(key)),
+        **details,
+    }
+    raw["heads"][key] = entry
+    write_raw(folder, raw)
+    return entry

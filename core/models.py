@@ -1,8 +1,7 @@
-"""Build the shared ResNet50 backbone and its heads; save and load them compactly (float16 .npz).
+"""The models' class names and the small linear head files (float16 .npz) applied to feature maps.
 
-One backbone computes the image features once; small linear heads on its pooled features give the
-bone type and each bone's fracture probability. Files are plain numpy archives read with
-`allow_pickle=False`, so loading a model never executes code.
+Heads are plain numpy archives read with `allow_pickle=False`, so loading one never executes code.
+The Keras networks themselves are built in `training/models.py`; the app runs their LiteRT export.
 """
 
 from __future__ import annotations
@@ -16,8 +15,6 @@ from core import errors
 BONES = ("Elbow", "Hand", "Shoulder")
 BONE_TYPE_CLASSES = (*BONES, "Other")
 FRACTURE_CLASSES = ("normal", "fractured")
-FEATURE_LAYER = "conv5_block3_out"
-FEATURE_DIM = 2048
 FLOAT16_LIMIT = 60000.0
 
 
@@ -25,38 +22,6 @@ def is_recognised(probabilities: dict[str, float], threshold: float) -> bool:
     """The app's rule: the most likely bone-type class is a bone and reaches `threshold`."""
     best = max(probabilities, key=probabilities.get)
     return best in BONES and probabilities[best] >= threshold
-
-
-def build_backbone(input_size: int, init: str = "none"):
-    """ResNet50 without its top, output = last convolutional block (`conv5_block3_out`).
-
-    `init` is "none" (random), "imagenet" (downloads Keras' weights; needs internet) or the path
-    of a backbone `.npz` written by `save_backbone`.
-    """
-    import keras
-
-    weights = "imagenet" if init == "imagenet" else None
-    backbone = keras.applications.ResNet50(
-        include_top=False, weights=weights, input_shape=(input_size, input_size, 3)
-    )
-    if init not in ("none", "imagenet"):
-        load_backbone_weights(backbone, Path(init))
-    return backbone
-
-
-def build_training_model(backbone, dropout: float = 0.3):
-    """Backbone + pooled features + two heads: `bone_type` (softmax) and `fracture` (sigmoid)."""
-    import keras
-
-    pooled = keras.layers.GlobalAveragePooling2D(name="pool")(backbone.output)
-    dropped = keras.layers.Dropout(dropout, name="head_dropout")(pooled)
-    bone_type = keras.layers.Dense(
-        len(BONE_TYPE_CLASSES), activation="softmax", name="bone_type", dtype="float32"
-    )(dropped)
-    fracture = keras.layers.Dense(1, activation="sigmoid", name="fracture", dtype="float32")(
-        dropped
-    )
-    return keras.Model(backbone.input, {"bone_type": bone_type, "fracture": fracture})
 
 
 def compact(array: np.ndarray) -> np.ndarray:
@@ -67,36 +32,23 @@ def compact(array: np.ndarray) -> np.ndarray:
     return array.astype(np.float32)
 
 
-def save_backbone(backbone, path: Path) -> None:
-    """Write every backbone variable (weights and batch-norm statistics) as float16."""
-    arrays = {variable.path: compact(variable.numpy()) for variable in backbone.weights}
-    _save_npz(arrays, path)
-
-
-def load_backbone_weights(backbone, path: Path) -> None:
-    """Assign weights saved by `save_backbone`; raise `InvalidModelFileError` on any mismatch."""
-    arrays = load_arrays(path)
-    for variable in backbone.weights:
-        array = arrays.get(variable.path)
-        if array is None or tuple(array.shape) != tuple(variable.shape):
-            raise invalid_model_file(path, f"it has no matching weights for {variable.path}")
-        variable.assign(array.astype(np.float32))
-
-
 def save_head(kernel: np.ndarray, bias: np.ndarray, path: Path) -> None:
-    """Write a linear head (kernel of shape (2048, n), bias of shape (n,))."""
-    _save_npz({"kernel": compact(kernel), "bias": compact(bias)}, path)
+    """Write a linear head: kernel of shape (channels, n), bias of shape (n,)."""
+    save_npz({"kernel": compact(kernel), "bias": compact(bias)}, path)
 
 
-def load_head(path: Path, outputs: int) -> tuple[np.ndarray, np.ndarray]:
-    """Read a linear head and check its shape; returns float32 (kernel, bias)."""
+def load_head(path: Path, channels: int, outputs: int) -> tuple[np.ndarray, np.ndarray]:
+    """Read a linear head and check its shape and values; returns float32 (kernel, bias)."""
     arrays = load_arrays(path)
     kernel, bias = arrays.get("kernel"), arrays.get("bias")
-    if kernel is None or bias is None or kernel.shape != (FEATURE_DIM, outputs):
+    if kernel is None or bias is None or kernel.shape != (channels, outputs):
         raise invalid_model_file(path, f"it is not a head with {outputs} output(s)")
     if bias.shape != (outputs,):
         raise invalid_model_file(path, "its bias has the wrong shape")
-    return kernel.astype(np.float32), bias.astype(np.float32)
+    kernel, bias = kernel.astype(np.float32), bias.astype(np.float32)
+    if not (np.isfinite(kernel).all() and np.isfinite(bias).all()):
+        raise invalid_model_file(path, "it contains invalid numbers")
+    return kernel, bias
 
 
 def load_arrays(path: Path) -> dict[str, np.ndarray]:
@@ -108,7 +60,8 @@ def load_arrays(path: Path) -> dict[str, np.ndarray]:
         raise invalid_model_file(path, "it is not a model file") from exc
 
 
-def _save_npz(arrays: dict[str, np.ndarray], path: Path) -> None:
+def save_npz(arrays: dict[str, np.ndarray], path: Path) -> None:
+    """Write arrays as a numpy archive atomically (temporary file, then rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(".tmp.npz")
     np.savez(temporary, **arrays)

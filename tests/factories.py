@@ -8,17 +8,30 @@ import numpy as np
 from PIL import Image
 
 from core import manifest as manifest_module
-from core.models import (
-    BONE_TYPE_CLASSES,
-    BONES,
-    FEATURE_DIM,
-    FRACTURE_CLASSES,
-    build_backbone,
-    save_backbone,
-    save_head,
-)
+from core.imaging import preprocess
+from core.models import BONE_TYPE_CLASSES
 
 TINY_SIZE = 32
+FEATURE_CHANNELS = 16
+
+
+def tiny_network(input_size: int, seed: int = 0):
+    """A small random convolutional feature network (stride 4) in place of ResNet50 for tests."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((input_size, input_size, 3), name="image")
+    scaled = keras.layers.Rescaling(1 / 128.0)(inputs)
+    hidden = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")(scaled)
+    features = keras.layers.Conv2D(
+        FEATURE_CHANNELS, 3, strides=2, padding="same", activation="relu", name="features"
+    )(hidden)
+    return keras.Model(inputs, features)
+
+
+def calibration(input_size: int, count: int = 8) -> np.ndarray:
+    """Preprocessed X-ray-like images for int8 calibration in tests."""
+    return np.stack([preprocess(xray_like(seed=i) / 255.0, input_size) for i in range(count)])
 
 
 def make_random_weights(
@@ -27,37 +40,40 @@ def make_random_weights(
     seed: int = 0,
     favour_bone: str | None = None,
     fracture_logit: float = 0.0,
+    separate_fracture_size: int | None = None,
 ) -> Path:
-    """Write a random-weight backbone, heads and manifest through the same code path as training.
+    """Export random networks and heads with a real manifest, through the training code path.
 
     With `favour_bone` the heads' kernels are near zero and their biases decide the outcome: the
     bone type is `favour_bone` (about 95%); every fracture probability is sigmoid(fracture_logit).
+    With `separate_fracture_size` the fracture heads get their own network at that input size.
     """
-    import keras
+    from training.export import export_network, register_head
 
-    keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
-    save_backbone(build_backbone(input_size), folder / "backbone_resnet50.npz")
+    networks = {"shared": input_size}
+    if separate_fracture_size:
+        networks["fracture"] = separate_fracture_size
+    for offset, (name, size) in enumerate(networks.items()):
+        export_network(
+            tiny_network(size, seed + offset), folder, name, calibration(size), version="test"
+        )
     raw = manifest_module.load_raw(folder)
-    raw.update(input_size=input_size, recognition_threshold=0.3)
+    raw["recognition_threshold"] = 0.3
     manifest_module.write_raw(folder, raw)
-    manifest_module.register_model(
-        folder, "backbone", folder / "backbone_resnet50.npz", (), version="test"
-    )
-    heads = {"bone_type": (len(BONE_TYPE_CLASSES), BONE_TYPE_CLASSES)}
-    heads.update({f"fracture_{bone.lower()}": (1, FRACTURE_CLASSES) for bone in BONES})
-    for key, (outputs, classes) in heads.items():
-        path = folder / f"{key}_head.npz"
-        kernel = rng.normal(0, 1e-5 if favour_bone else 0.05, (FEATURE_DIM, outputs))
+    fracture_network = "fracture" if separate_fracture_size else "shared"
+    for key in manifest_module.REQUIRED_HEADS:
+        outputs = len(BONE_TYPE_CLASSES) if key == "bone_type" else 1
+        kernel = rng.normal(0, 1e-5 if favour_bone else 0.05, (FEATURE_CHANNELS, outputs))
         bias = np.zeros(outputs)
         if favour_bone and key == "bone_type":
             bias[BONE_TYPE_CLASSES.index(favour_bone)] = 4.0
         elif favour_bone:
             bias[:] = fracture_logit
-        save_head(kernel, bias, path)
-        extra = {"threshold": 0.5} if key.startswith("fracture") else {}
-        manifest_module.register_model(folder, key, path, classes, version="test", **extra)
+        network = "shared" if key == "bone_type" else fracture_network
+        threshold = None if key == "bone_type" else 0.5
+        register_head(folder, key, kernel, bias, network, threshold=threshold, version="test")
     return folder
 
 

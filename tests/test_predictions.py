@@ -12,7 +12,7 @@ import predictions
 from core import engine, errors
 from core.imaging import preprocess, read_xray
 from core.manifest import read_manifest, sha256_file
-from tests.factories import make_random_weights, write_image
+from tests.factories import make_random_weights, write_image, xray_like
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +38,9 @@ def test_analyze_returns_full_typed_result(hand_fractured, sample_png):
     assert result.fracture_probability == pytest.approx(1 / (1 + np.exp(-2.0)), abs=0.01)
     assert result.label == "fractured" and result.threshold == 0.5
     assert result.label_confidence == pytest.approx(result.fracture_probability)
+    assert result.bone_source == "model" and result.model_bone == "Hand" and result.model_agrees
     assert set(result.model_versions) == {
-        "backbone",
+        "shared",
         "bone_type",
         "fracture_elbow",
         "fracture_hand",
@@ -54,15 +55,16 @@ def test_low_confidence_or_other_is_not_recognised(tmp_path, sample_png):
     assert not result.recognised
     assert result.bone in ("Elbow", "Hand", "Shoulder")  # best guess still reported
     raw = json.loads((other / "manifest.json").read_text())
-    raw["recognition_threshold"] = 0.0
+    raw["recognition_threshold"] = 0.01
     (other / "manifest.json").write_text(json.dumps(raw))
+    engine.clear_cache()
     assert not predictions.analyze(sample_png, other).recognised  # "Other" wins regardless
 
 
 def test_threshold_from_manifest_decides_label(tmp_path, sample_png):
     folder = make_random_weights(tmp_path / "t", favour_bone="Hand", fracture_logit=2.0)
     raw = json.loads((folder / "manifest.json").read_text())
-    raw["models"]["fracture_hand"]["threshold"] = 0.95
+    raw["heads"]["fracture_hand"]["threshold"] = 0.95
     (folder / "manifest.json").write_text(json.dumps(raw))
     engine.clear_cache()
     result = predictions.analyze(sample_png, folder)
@@ -72,22 +74,19 @@ def test_threshold_from_manifest_decides_label(tmp_path, sample_png):
 
 def test_study_probability_is_mean_of_images(tiny_weights, tmp_path):
     first = write_image(tmp_path / "a.png")
-    second = write_image(tmp_path / "b.png", np.full((90, 120), 200, np.uint8))
+    second = write_image(tmp_path / "b.png", xray_like(120, 90, seed=3))
     study = predictions.analyze_study([first, second], tiny_weights)
     singles = [predictions.analyze(p, tiny_weights) for p in (first, second)]
-    raw = [
-        engine.get_engine(tiny_weights).run(preprocess(read_xray(p), 32)[None])[0]
-        for p in (first, second)
-    ]
+    raw = [engine.get_engine(tiny_weights).run(read_xray(p)) for p in (first, second)]
     expected = np.mean([r.fracture_probabilities[study.bone] for r in raw])
     assert study.fracture_probability == pytest.approx(expected, abs=1e-5)
-    assert study.view_bones == tuple(s.bone for s in singles)
-    assert study.views_agree == (singles[0].bone == singles[1].bone)
+    assert study.view_bones == tuple(s.model_bone for s in singles)
+    assert study.views_agree == (singles[0].model_bone == singles[1].model_bone)
     with pytest.raises(errors.TriageError):
         predictions.analyze_study([], tiny_weights)
 
 
-def test_gradcam_is_available_as_array_and_overlay(tiny_weights, sample_png):
+def test_heatmap_is_available_as_array_and_overlay(tiny_weights, sample_png):
     explanation = predictions.explain(sample_png, "Hand", tiny_weights)
     assert explanation.heat.ndim == 2 and explanation.heat.dtype == np.float32
     assert explanation.heat.min() >= 0.0 and explanation.heat.max() <= 1.0
@@ -104,6 +103,7 @@ def test_models_load_once(tiny_weights, sample_png, monkeypatch):
     predictions.analyze(sample_png, tiny_weights)
     built = []
     monkeypatch.setattr(engine, "Engine", lambda manifest: built.append(manifest))
+    predictions.analyze(sample_png, tiny_weights)
     predictions.analyze(sample_png, tiny_weights)
     assert built == []
 
@@ -144,15 +144,15 @@ def test_checksum_mismatch(weights_copy, sample_png):
 def _replace_file(folder, name, data: bytes):
     (folder / name).write_bytes(data)
     raw = json.loads((folder / "manifest.json").read_text())
-    for entry in raw["models"].values():
+    for entry in [*raw["networks"].values(), *raw["heads"].values()]:
         if entry["file"] == name:
             entry["sha256"] = sha256_file(folder / name)
     (folder / "manifest.json").write_text(json.dumps(raw))
 
 
 def test_weight_file_that_is_not_a_model(weights_copy, sample_png):
-    _replace_file(weights_copy, "backbone_resnet50.npz", b"not a model at all" * 100)
-    with pytest.raises(errors.InvalidModelFileError, match="not a model file"):
+    _replace_file(weights_copy, "shared.int8.tflite", b"not a model at all" * 100)
+    with pytest.raises(errors.InvalidModelFileError, match="not a LiteRT model"):
         predictions.analyze(sample_png, weights_copy)
 
 
@@ -170,9 +170,10 @@ def test_pickled_object_arrays_are_never_loaded(weights_copy, sample_png, tmp_pa
         predictions.analyze(sample_png, weights_copy)
 
 
-def test_manifest_lists_checksums_classes_and_size(tiny_weights):
+def test_manifest_lists_checksums_classes_and_sizes(tiny_weights):
     manifest = read_manifest(tiny_weights)
-    assert manifest.input_size == 32
+    assert manifest.networks["shared"].input_size == 32
+    assert manifest.networks["shared"].quantization == "int8"
     assert manifest.bone_type.classes == ("Elbow", "Hand", "Shoulder", "Other")
-    for entry in (manifest.backbone, manifest.bone_type, *manifest.fracture.values()):
+    for entry in (*manifest.networks.values(), manifest.bone_type, *manifest.fracture.values()):
         assert entry.sha256 == sha256_file(tiny_weights / entry.file)

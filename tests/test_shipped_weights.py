@@ -18,9 +18,9 @@ SAMPLES = sorted((ROOT / "test").glob("*/*/*.jpg"))
 
 def test_manifest_is_complete_and_checksums_match():
     manifest = read_manifest(ROOT / "weights")
-    for entry in (manifest.backbone, manifest.bone_type, *manifest.fracture.values()):
+    for entry in (*manifest.networks.values(), manifest.bone_type, *manifest.fracture.values()):
         assert entry.sha256 == sha256_file(ROOT / "weights" / entry.file)
-        assert entry.details["provenance"]["command"].startswith("python -m training.train")
+        assert entry.details["provenance"]["command"].startswith("python -m training.")
     assert manifest.card["attribution"].startswith("FracAtlas")
     assert manifest.card["metrics_summary"]
     size = sum(p.stat().st_size for p in (ROOT / "weights").iterdir()) / 2**20

@@ -67,12 +67,15 @@ def test_train_reload_and_evaluate(mura, tmp_path, capsys):
     )
     assert code == 0
     manifest = read_manifest(out)
-    assert manifest.input_size == 32
+    assert manifest.networks["shared"].input_size == 32
+    assert (out / "shared.float32.tflite").is_file() and (out / "shared.int8.tflite").is_file()
+    parity = manifest.networks["shared"].details["parity"]["features_vs_keras_float"]
+    assert parity["float32"]["pooled_cosine_min"] > 0.999
     details = manifest.bone_type.details
     assert details["provenance"]["data"] == "mura"
     assert details["provenance"]["command"].startswith("python -m training.train backbone")
     assert details["provenance"]["splits"]["test"]["images"] > 0
-    for entry in (manifest.backbone, manifest.bone_type, *manifest.fracture.values()):
+    for entry in (*manifest.networks.values(), manifest.bone_type, *manifest.fracture.values()):
         assert entry.sha256 == sha256_file(out / entry.file)
     assert (run / "full.weights.h5").is_file()  # checkpoint for --resume
 

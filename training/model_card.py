@@ -61,10 +61,30 @@ def lineage(info: dict) -> list[dict]:
     return steps
 
 
+def network_line(name: str, entry: dict, heads: dict) -> str:
+    """One network: what it is, its input, storage, parity, training time and its heads."""
+    info = entry.get("provenance", {})
+    users = ", ".join(key for key, head in heads.items() if head["network"] == name)
+    parity = entry.get("parity", {}).get("test_split", {})
+    agreement = parity.get("bone_type_agreement")
+    chosen = (
+        f"; int8 vs float32 on test: bone-type answers agree on {agreement:.1%}"
+        if agreement
+        else ""
+    )
+    return (
+        f"- Network `{name}` ({users}): {entry.get('architecture', 'ResNet50')}, cut at "
+        f"`{entry.get('cut', '?')}`; input {entry['input_size']} px; feature map "
+        f"{' x '.join(map(str, entry['feature_shape']))}; runs as {entry['quantization']}"
+        f"{chosen}. Init: {info.get('init', '?')}; trained {info.get('date', '?')} on "
+        f"{info.get('machine', '?')} in {info.get('training_minutes', '?')} min."
+    )
+
+
 def markdown(raw: dict, report: dict) -> str:
     """The model card as Markdown."""
-    backbone = raw["models"]["backbone"]
-    info = backbone.get("provenance", {})
+    networks, heads = raw["networks"], raw["heads"]
+    info = next(iter(networks.values())).get("provenance", {})
     splits = info.get("splits", {})
     out = [
         "# Model card: default weights",
@@ -72,15 +92,16 @@ def markdown(raw: dict, report: dict) -> str:
         f"**{WARNING}**",
         "",
         "## Models",
-        f"- Shared backbone: {backbone.get('architecture', 'ResNet50')}; input "
-        f"{raw['input_size']} x {raw['input_size']} px; init: {info.get('init', '?')}; "
-        f"stored as {backbone.get('storage', 'float16')}.",
-        "- Heads: bone type (Elbow / Hand / Shoulder / Other; not recognised when 'Other' wins or "
-        f"the top probability is under {raw['recognition_threshold']}; "
-        f"{raw.get('recognition_threshold_note', 'fixed')}) and one fracture head per "
-        "bone (threshold 0.5 after the operating-point shift noted in the manifest).",
-        f"- Version {backbone.get('version', '?')}, trained {info.get('date', '?')} on "
-        f"{info.get('machine', '?')} in {info.get('training_minutes', '?')} min.",
+        "The app runs each network below once per image with LiteRT; small linear heads read "
+        "its feature map.",
+        "",
+    ]
+    out += [network_line(name, entry, heads) for name, entry in networks.items()]
+    out += [
+        "- Bone type: Elbow / Hand / Shoulder / Other; not recognised when 'Other' wins or the "
+        f"top probability is under {raw['recognition_threshold']} "
+        f"({raw.get('recognition_threshold_note', 'fixed')}).",
+        "- Fracture: one head per bone; 'fractured' at the threshold in the manifest.",
         "",
         "## Data",
         f"{FRACATLAS}.",
@@ -105,7 +126,7 @@ def markdown(raw: dict, report: dict) -> str:
         "## Training commands",
     ]
     commands: dict[str, list[str]] = {}
-    for key, entry in raw["models"].items():
+    for key, entry in [*networks.items(), *heads.items()]:
         command = entry.get("provenance", {}).get("command")
         if command:
             commands.setdefault(command, []).append(key)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from core.errors import TriageError
-from core.imaging import normalize, prepare, read_xray
+from core.imaging import normalize, prepare, preprocess, read_xray
 from core.models import BONE_TYPE_CLASSES
 from training.datasets import Record
 
@@ -135,3 +135,15 @@ def images_only(records: Sequence[Record], size: int, batch_size: int):
     """Batched preprocessed images in record order (no labels, no augmentation)."""
     dataset = image_dataset(records, size, batch_size, cache=False, skip_errors=False)
     return dataset.map(lambda x, y, w: x)
+
+
+def calibration_images(records: Sequence[Record], size: int, count: int = 256) -> np.ndarray:
+    """Preprocessed images spread evenly over `records` (int8 calibration, parity checks)."""
+    chosen = list(records)[:: max(1, len(records) // count)][:count]
+    images = []
+    for record in chosen:
+        try:
+            images.append(preprocess(read_xray(record.path), size))
+        except TriageError as error:
+            print(f"Skipping {record.path}: {error}", file=sys.stderr)
+    return np.stack(images)

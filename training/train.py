@@ -28,24 +28,16 @@ from pathlib import Path
 import numpy as np
 
 from core import manifest as manifest_io
-from core.models import (
-    BONE_TYPE_CLASSES,
-    BONES,
-    FRACTURE_CLASSES,
-    build_backbone,
-    build_training_model,
-    is_recognised,
-    load_head,
-    save_backbone,
-    save_head,
-)
+from core.models import BONE_TYPE_CLASSES, BONES, is_recognised, load_head
 from training import datasets
 from training.datasets import Record
+from training.export import export_network, register_head
 from training.metrics import auroc
-from training.pipeline import class_weights, image_dataset, images_only
+from training.models import build_backbone, build_training_model
+from training.pipeline import calibration_images, class_weights, image_dataset, images_only
 
 ROOT = Path(__file__).resolve().parent.parent
-BACKBONE_FILE = "backbone_resnet50.npz"
+SHARED_NETWORK = "shared"
 TARGETS = ("backbone", "parts", *[bone.lower() for bone in BONES])
 
 
@@ -464,7 +456,12 @@ def init_lineage(init: str) -> dict | None:
     manifest_path = Path(init).parent / manifest_io.MANIFEST_NAME
     if init in ("none", "imagenet") or not manifest_path.is_file():
         return None
-    entry = json.loads(manifest_path.read_text()).get("models", {}).get("backbone", {})
+    raw = json.loads(manifest_path.read_text())
+    networks = raw.get("networks") or {}
+    entry = next(
+        (e for e in networks.values() if e.get("keras_weights", {}).get("file") == Path(init).name),
+        raw.get("models", {}).get("backbone", {}),
+    )
     source = entry.get("provenance", {})
     return {
         "version": entry.get("version"),
@@ -497,8 +494,6 @@ def version_tag() -> str:
 def write_manifest_basics(options: Options, recognition_threshold: float, note: str) -> None:
     """Input size and recognition threshold (with how it was chosen) at the top of the manifest."""
     raw = manifest_io.load_raw(options.out)
-    raw["format_version"] = 1
-    raw["input_size"] = options.input_size
     raw["recognition_threshold"] = recognition_threshold
     raw["recognition_threshold_note"] = note
     manifest_io.write_raw(options.out, raw)
@@ -529,26 +524,24 @@ def export_backbone_run(options: Options, splits, result) -> None:
     info["init_from"] = init_lineage(result["init"])
     version = version_tag()
     val_bone, val_fracture = predict_heads(model, splits["val"], options)
-    write_manifest_basics(options, *recognition_threshold(options, splits["val"], val_bone))
-    save_backbone(backbone, out / BACKBONE_FILE)
-    manifest_io.register_model(
+    export_network(
+        backbone,
         out,
-        "backbone",
-        out / BACKBONE_FILE,
-        (),
+        SHARED_NETWORK,
+        calibration_images(splits["train"], options.input_size),
+        info,
         version=version,
-        architecture="ResNet50 without top; features = conv5_block3_out, global average pooled",
-        storage="float16 numpy archive (cast to float32 on load)",
-        provenance=info,
+        architecture="ResNet50 without top; features = conv5_block3_out",
     )
+    write_manifest_basics(options, *recognition_threshold(options, splits["val"], val_bone))
     bone_kernel, bone_bias = model.get_layer("bone_type").get_weights()
-    save_head(bone_kernel, bone_bias, out / "bone_type_head.npz")
     print(f"val bone type: {bone_type_summary(splits['val'], val_bone)}")
-    manifest_io.register_model(
+    register_head(
         out,
         "bone_type",
-        out / "bone_type_head.npz",
-        BONE_TYPE_CLASSES,
+        bone_kernel,
+        bone_bias,
+        SHARED_NETWORK,
         version=version,
         provenance=info,
         validation=bone_type_summary(splits["val"], val_bone),
@@ -558,7 +551,6 @@ def export_backbone_run(options: Options, splits, result) -> None:
     thresholds = choose_thresholds(splits["val"], scores)
     labels = np.array([r.label for r in splits["val"]])
     for bone in BONES:
-        path = out / f"fracture_{bone.lower()}_head.npz"
         threshold, source = thresholds[bone]
         mask = np.array([r.bone == bone for r in splits["val"]], dtype=bool)
         validation = {
@@ -568,14 +560,14 @@ def export_backbone_run(options: Options, splits, result) -> None:
             "auroc_all_regions": auroc(labels, val_fracture),
         }
         print(f"val {bone}: {validation}")
-        save_head(fracture_kernel, fracture_bias - logit(threshold), path)
-        manifest_io.register_model(
+        register_head(
             out,
             manifest_io.fracture_key(bone),
-            path,
-            FRACTURE_CLASSES,
-            version=version,
+            fracture_kernel,
+            fracture_bias - logit(threshold),
+            SHARED_NETWORK,
             threshold=0.5,
+            version=version,
             operating_point=operating_point_note(threshold, source),
             validation=validation,
             head="shared fracture head trained on every region",
@@ -613,9 +605,6 @@ def train_head(options: Options, splits: dict[str, list[Record]]) -> None:
     keras.utils.set_random_seed(options.seed)
     start = time.time()
     manifest = manifest_io.read_manifest(options.out)
-    size = manifest.input_size
-    options = Options(**{**vars(options), "input_size": size})
-    backbone = build_backbone(size, str(manifest_io.verified_path(manifest, manifest.backbone)))
     if options.target == "parts":
         key, entry, outputs = "bone_type", manifest.bone_type, len(BONE_TYPE_CLASSES)
         chosen = splits
@@ -623,12 +612,19 @@ def train_head(options: Options, splits: dict[str, list[Record]]) -> None:
         bone = options.target.capitalize()
         key, entry, outputs = manifest_io.fracture_key(bone), manifest.fracture[bone], 1
         chosen = {name: datasets.for_bone(records, bone) for name, records in splits.items()}
+    network = manifest.network_of(entry)
+    size, channels = network.input_size, network.feature_shape[-1]
+    options = Options(**{**vars(options), "input_size": size})
+    keras_weights = manifest.folder / network.details["keras_weights"]["file"]
+    backbone = build_backbone(size, str(keras_weights), network.details["cut"])
     train, val = chosen["train"], chosen["val"]
     if not train:
         raise SystemExit(f"No training images for '{options.target}' in {options.data}")
-    prior = load_head(manifest_io.verified_path(manifest, entry), outputs)
+    prior = load_head(manifest_io.verified_path(manifest, entry), channels, outputs)
     train_x = pooled_features(backbone, train, size, options.batch_size)
-    val_x = pooled_features(backbone, val, size, options.batch_size) if val else np.zeros((0, 2048))
+    val_x = (
+        pooled_features(backbone, val, size, options.batch_size) if val else np.zeros((0, channels))
+    )
     if options.target == "parts":
         labels = np.array([BONE_TYPE_CLASSES.index(r.bone) for r in train])
         val_labels = np.array([BONE_TYPE_CLASSES.index(r.bone) for r in val])
@@ -663,10 +659,8 @@ def train_head(options: Options, splits: dict[str, list[Record]]) -> None:
         shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
         probabilities = shifted / shifted.sum(axis=1, keepdims=True)
         write_manifest_basics(options, *recognition_threshold(options, val, probabilities))
-    path = options.out / entry.file
-    save_head(kernel, bias, path)
-    manifest_io.register_model(options.out, key, path, manifest_io.expected_classes(key), **details)
-    print(f"Wrote {path} and updated {options.out / manifest_io.MANIFEST_NAME}")
+    register_head(options.out, key, kernel, bias, entry.network, pooling=entry.pooling, **details)
+    print(f"Wrote {key}_head.npz and updated {options.out / manifest_io.MANIFEST_NAME}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,222 @@
+"""The LiteRT engine: no TensorFlow at inference, routing between networks, CAM = Grad-CAM,
+and every bad model file or manifest value refused with the clinician-readable model error."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import predictions
+from core import engine, errors
+from core.heads import Head, pool, sigmoid
+from core.imaging import normalize, prepare_framed, read_xray
+from core.manifest import read_manifest, sha256_file
+from core.runtime import Network
+from tests.factories import make_random_weights, tiny_network
+from training.export import convert
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def two_networks(tmp_path_factory) -> Path:
+    """Bone type on a 32-px network, fracture heads on their own 48-px network."""
+    return make_random_weights(tmp_path_factory.mktemp("two"), separate_fracture_size=48)
+
+
+def test_prediction_does_not_import_tensorflow(tiny_weights, sample_png):
+    script = (
+        "import sys, predictions\n"
+        f"result = predictions.analyze({str(sample_png)!r}, {str(tiny_weights)!r})\n"
+        f"predictions.explain({str(sample_png)!r}, weights_dir={str(tiny_weights)!r})\n"
+        "assert result.bone in ('Elbow', 'Hand', 'Shoulder')\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras'))\n"
+        "print('IMPORTED', heavy)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "IMPORTED []" in done.stdout
+
+
+def test_each_stage_reads_its_own_network(two_networks, sample_png):
+    manifest = read_manifest(two_networks)
+    assert {manifest.bone_type.network, manifest.fracture["Hand"].network} == {"shared", "fracture"}
+    gray = read_xray(sample_png)
+    result = predictions.analyze(sample_png, two_networks, bone="Hand")
+    # The hand verdict equals the hand head applied to the 48-px fracture network by hand.
+    fracture = Network(
+        two_networks / manifest.networks["fracture"].file, manifest.networks["fracture"]
+    )
+    pixels, _ = prepare_framed(gray, 48)
+    features = fracture.features(normalize(pixels))
+    kernel = np.load(two_networks / "fracture_hand_head.npz")
+    head = Head(kernel["kernel"].astype(np.float32), kernel["bias"].astype(np.float32))
+    expected = float(sigmoid(head.logits(features))[0])
+    assert result.fracture_probability == pytest.approx(expected, abs=1e-5)
+    assert features.shape == (12, 12, 16)
+
+
+def test_each_distinct_network_runs_once_per_image(two_networks, sample_png, monkeypatch):
+    calls: list[int] = []
+    original = Network.features
+
+    def counting(self, pixels):
+        calls.append(self.input_size)
+        return original(self, pixels)
+
+    monkeypatch.setattr(Network, "features", counting)
+    predictions.analyze(sample_png, two_networks)
+    assert sorted(calls) == [32, 48]
+
+
+def test_class_activation_map_equals_gradcam_of_the_keras_model(tmp_path):
+    import keras
+    import tensorflow as tf
+
+    features_model = tiny_network(40, seed=3)
+    dense = keras.layers.Dense(1)
+    pooled = keras.layers.GlobalAveragePooling2D()(features_model.output)
+    full = keras.Model(features_model.input, [features_model.output, dense(pooled)])
+    image = np.random.default_rng(0).uniform(-120, 130, (1, 40, 40, 3)).astype(np.float32)
+    with tf.GradientTape() as tape:
+        feature_map, logit = full(image)
+        tape.watch(feature_map)
+        target = dense(tf.reduce_mean(feature_map, axis=[1, 2]))[:, 0]
+    gradients = tape.gradient(target, feature_map)
+    weights = tf.reduce_mean(gradients, axis=[1, 2], keepdims=True)
+    gradcam = tf.nn.relu(tf.reduce_sum(weights * feature_map, axis=-1))[0].numpy()
+    gradcam = gradcam / gradcam.max()
+    kernel, bias = dense.get_weights()
+    cam = Head(kernel, bias).activation_map(feature_map[0].numpy())
+    assert cam.shape == gradcam.shape == (10, 10)
+    np.testing.assert_allclose(cam, gradcam, atol=1e-5)
+    assert float(logit[0, 0]) == pytest.approx(
+        float(Head(kernel, bias).logits(feature_map[0].numpy())[0]), abs=1e-4
+    )
+
+
+def test_pooling_lies_between_mean_and_max():
+    cells = np.array([[[0.0], [1.0]], [[2.0], [8.0]]])
+    mean, top = pool(cells, "mean")[0], cells.max()
+    assert mean == pytest.approx(2.75)
+    gentle, sharp = pool(cells, "lse", 0.01)[0], pool(cells, "lse", 50.0)[0]
+    assert mean < gentle < sharp < top
+    assert gentle == pytest.approx(mean, abs=0.1) and sharp == pytest.approx(top, abs=0.05)
+    expected = math.log(np.mean(np.exp(2.0 * cells))) / 2.0
+    assert pool(cells, "lse", 2.0)[0] == pytest.approx(expected)
+
+
+# ----------------------------------------------------------------------------- bad model files
+
+
+@pytest.fixture()
+def weights_copy(tiny_weights, tmp_path):
+    engine.clear_cache()
+    copy = tmp_path / "weights"
+    shutil.copytree(tiny_weights, copy)
+    yield copy
+    engine.clear_cache()
+
+
+def edit_manifest(folder: Path, change) -> None:
+    raw = json.loads((folder / "manifest.json").read_text())
+    change(raw)
+    (folder / "manifest.json").write_text(json.dumps(raw))
+
+
+def replace_network(folder: Path, data: bytes) -> None:
+    (folder / "shared.int8.tflite").write_bytes(data)
+    digest = sha256_file(folder / "shared.int8.tflite")
+    edit_manifest(folder, lambda raw: raw["networks"]["shared"].update(sha256=digest))
+
+
+def test_network_file_that_is_not_a_model(weights_copy, sample_png):
+    replace_network(weights_copy, b"PK\x03\x04 this is a zip, not a network" * 50)
+    with pytest.raises(errors.InvalidModelFileError, match="not a LiteRT model"):
+        predictions.analyze(sample_png, weights_copy)
+
+
+def test_truncated_network_whose_checksum_matches(weights_copy, sample_png):
+    data = (weights_copy / "shared.int8.tflite").read_bytes()
+    replace_network(weights_copy, data[: len(data) // 2])
+    with pytest.raises(errors.InvalidModelFileError):
+        predictions.analyze(sample_png, weights_copy)
+
+
+def test_network_with_the_wrong_input_shape(weights_copy, sample_png):
+    replace_network(weights_copy, convert(tiny_network(24), None))
+    with pytest.raises(errors.InvalidModelFileError, match=r"its input is \[\(1, 24, 24, 3\)\]"):
+        predictions.analyze(sample_png, weights_copy)
+
+
+def test_network_with_two_outputs(weights_copy, sample_png):
+    import keras
+
+    single = tiny_network(32)
+    double = keras.Model(single.input, [single.output, single.layers[-2].output])
+    replace_network(weights_copy, convert(double, None))
+    with pytest.raises(errors.InvalidModelFileError, match="2 outputs, expected 1"):
+        predictions.analyze(sample_png, weights_copy)
+
+
+def test_network_checksum_mismatch(weights_copy, sample_png):
+    with (weights_copy / "shared.int8.tflite").open("ab") as handle:
+        handle.write(b"\0")
+    with pytest.raises(errors.ChecksumMismatchError, match="checksum"):
+        predictions.analyze(sample_png, weights_copy)
+
+
+def test_head_with_invalid_numbers(weights_copy, sample_png):
+    kernel = np.full((16, 1), np.nan, np.float32)
+    np.savez(weights_copy / "fracture_hand_head.npz", kernel=kernel, bias=np.zeros(1))
+    digest = sha256_file(weights_copy / "fracture_hand_head.npz")
+    edit_manifest(weights_copy, lambda raw: raw["heads"]["fracture_hand"].update(sha256=digest))
+    with pytest.raises(errors.InvalidModelFileError, match="invalid numbers"):
+        predictions.analyze(sample_png, weights_copy)
+
+
+BAD_MANIFEST_VALUES = {
+    "threshold_nan": lambda r: r["heads"]["fracture_hand"].update(threshold=float("nan")),
+    "threshold_two": lambda r: r["heads"]["fracture_hand"].update(threshold=2.0),
+    "threshold_zero": lambda r: r["heads"]["fracture_elbow"].update(threshold=0.0),
+    "recognition_nan": lambda r: r.update(recognition_threshold=float("nan")),
+    "input_size_zero": lambda r: r["networks"]["shared"].update(input_size=0),
+    "input_size_negative": lambda r: r["networks"]["shared"].update(input_size=-32),
+    "input_size_text": lambda r: r["networks"]["shared"].update(input_size="32"),
+    "feature_shape_bad": lambda r: r["networks"]["shared"].update(feature_shape=[8, 0, 16]),
+    "quantization_unknown": lambda r: r["networks"]["shared"].update(quantization="int4"),
+    "pooling_unknown": lambda r: r["heads"]["bone_type"].update(pooling="median"),
+    "pooling_r_negative": lambda r: r["heads"]["bone_type"].update(pooling="lse", pooling_r=-1),
+    "path_traversal": lambda r: r["heads"]["fracture_hand"].update(file="../../../etc/passwd"),
+    "path_absolute": lambda r: r["networks"]["shared"].update(file="/etc/passwd"),
+    "path_sibling_folder": lambda r: r["heads"]["fracture_hand"].update(
+        file="../other/fracture_elbow_head.npz"
+    ),
+    "unknown_network": lambda r: r["heads"]["fracture_hand"].update(network="elsewhere"),
+    "missing_head": lambda r: r["heads"].pop("fracture_shoulder"),
+    "wrong_classes": lambda r: r["heads"]["bone_type"].update(classes=["Knee", "Other"]),
+    "old_format": lambda r: r.update(format_version=1),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_MANIFEST_VALUES))
+def test_bad_manifest_values_are_refused(case, weights_copy, sample_png):
+    edit_manifest(weights_copy, BAD_MANIFEST_VALUES[case])
+    with pytest.raises(errors.ManifestError) as raised:
+        predictions.analyze(sample_png, weights_copy)
+    assert "Get the 'weights' folder from the project again" in str(raised.value)
+
+
+def test_feature_shape_must_match_the_network(weights_copy, sample_png):
+    edit_manifest(weights_copy, lambda r: r["networks"]["shared"].update(feature_shape=[4, 4, 16]))
+    with pytest.raises(errors.InvalidModelFileError, match="its output is"):
+        predictions.analyze(sample_png, weights_copy)
