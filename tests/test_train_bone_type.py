@@ -1,0 +1,152 @@
+"""Bone-type training: what it draws, how it weighs classes, its threshold choice, and that a run
+checkpoints, resumes and respects its time budget."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.models import BONE_TYPE_CLASSES
+from training import train_bone_type as tbt
+from training.augment import JointMark
+from training.datasets import Record
+
+
+def record(name: str, region: str, bone: str) -> Record:
+    return Record(Path(name), bone, region, 0, "block0", name)
+
+
+RECORDS = [
+    record("A.jpg", "elbow", "Elbow"),
+    record("B.jpg", "hand", "Hand"),
+    record("C.jpg", "full_arm", "Other"),
+    record("D.jpg", "other", "Other"),
+]
+MARKS = {"C.jpg": [JointMark("elbow", 0.5, 0.5), JointMark("shoulder", 0.4, 0.1)]}
+
+
+def options(tmp_path: Path, **changes) -> tbt.Options:
+    base = tbt.Options(data=tmp_path, out=tmp_path / "run", size=32, batch=8)
+    for key, value in changes.items():
+        setattr(base, key, value)
+    return base
+
+
+def test_sources_add_joint_views_under_the_joints_class():
+    sources = tbt.training_sources(RECORDS, MARKS)
+    assert [s.index for s in sources["Elbow"]] == [0, 2]
+    assert sources["Elbow"][1].mark == MARKS["C.jpg"][0]
+    assert [s.index for s in sources["Shoulder"]] == [2]
+    assert [s.index for s in sources["Other"]] == [2, 3]  # the whole arm stays Other
+    assert sources["Other"][0].mark is None
+
+
+def test_draw_batch_shapes_classes_weights_and_determinism(tmp_path):
+    rng = np.random.default_rng(0)
+    cache = [(rng.uniform(0, 1, (80, 60)) * 255).astype(np.uint8) for _ in RECORDS]
+    sources = tbt.training_sources(RECORDS, MARKS)
+    opts = options(tmp_path, batch=64)
+    x, y, w = tbt.draw_batch(cache, sources, np.random.default_rng(1), opts)
+    again = tbt.draw_batch(cache, sources, np.random.default_rng(1), opts)
+    assert x.shape == (64, 32, 32, 3) and x.dtype == np.float32
+    assert np.array_equal(x, again[0]) and np.array_equal(y, again[1])
+    assert set(y.tolist()) == set(range(len(BONE_TYPE_CLASSES)))  # every class is drawn
+    assert w.mean() == pytest.approx(1.0)
+    counts = np.bincount(y, minlength=4)
+    rarest = int(np.argmin(counts))
+    assert w[y == rarest][0] >= w.max() - 1e-6  # the rarest class in the batch weighs most
+
+
+def test_draw_batch_skips_classes_without_sources(tmp_path):
+    cache = [np.full((40, 40), 128, np.uint8) for _ in RECORDS]
+    sources = tbt.training_sources(RECORDS, {})
+    _, y, _ = tbt.draw_batch(cache, sources, np.random.default_rng(0), options(tmp_path, batch=40))
+    assert BONE_TYPE_CLASSES.index("Shoulder") not in y.tolist()
+
+
+def test_cosine_rate_runs_from_base_to_five_percent():
+    rates = [tbt.cosine_rate(1e-3, p) for p in np.linspace(0, 1, 11)]
+    assert rates[0] == pytest.approx(1e-3) and rates[-1] == pytest.approx(5e-5)
+    assert all(a >= b for a, b in zip(rates, rates[1:], strict=False))
+    assert tbt.cosine_rate(1e-3, 2.0) == pytest.approx(5e-5)  # past the budget: floor
+
+
+def test_parse_args_defaults_and_flags(tmp_path):
+    parsed = tbt.parse_args(
+        ["--data", str(tmp_path), "--out", "runs/x", "--resume", "--size", "64"]
+    )
+    assert parsed.resume and parsed.size == 64 and parsed.threads == 1
+    assert parsed.freeze_stem and parsed.stage == "all"
+    assert tbt.parse_args(["--data", "d", "--out", "o", "--no-freeze-stem"]).freeze_stem is False
+
+
+def test_threshold_is_chosen_on_plain_and_stress_together():
+    # plain: every image confident; stress: bones at 0.72, others at 0.62 for a wrong bone
+    plain = (["Elbow", "Other"], np.array([[0.95, 0.02, 0.02, 0.01], [0.02, 0.02, 0.01, 0.95]]))
+    stressed = (["Elbow", "Other"], np.array([[0.72, 0.1, 0.1, 0.08], [0.62, 0.1, 0.1, 0.18]]))
+    report = tbt.evaluate_probabilities({"plain": plain, "stress": stressed})
+    assert report["recognition_threshold"] == pytest.approx(0.65)  # between 0.62 and 0.72
+    assert report["stress"]["other flagged not recognised"] == 1.0
+    assert report["stress"]["Elbow recognised and right"] == 1.0
+    assert "plain and stress" in report["threshold_note"]
+
+
+def test_head_and_feature_model_split_the_network():
+    model = tbt.build_model(32, "none", freeze_stem=True)
+    features = tbt.feature_model(model)
+    assert features.output_shape[1:] == (1, 1, 2048)
+    kernel, bias = tbt.head_arrays(model)
+    assert kernel.shape == (2048, 4) and bias.shape == (4,)
+    frozen = [layer.name for layer in model.layers if not layer.trainable]
+    assert "conv1_conv" in frozen and "conv2_block3_out" in frozen
+    assert model.get_layer("conv3_block1_1_conv").trainable
+    x = np.random.default_rng(0).normal(0, 50, (2, 32, 32, 3)).astype(np.float32)
+    pooled = features.predict(x, verbose=0).mean(axis=(1, 2))
+    logits = pooled @ kernel + bias
+    manual = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    assert np.allclose(manual, model.predict(x, verbose=0), atol=1e-4)
+
+
+def tiny_model(size: int, init: str, freeze_stem: bool):
+    """A small stand-in with the layer names `train` and the export rely on."""
+    import keras
+
+    inputs = keras.Input((size, size, 3))
+    features = keras.layers.Conv2D(4, 3, strides=4, name=tbt.FEATURE_LAYER)(inputs)
+    pooled = keras.layers.GlobalAveragePooling2D()(features)
+    return keras.Model(
+        inputs, keras.layers.Dense(4, activation="softmax", name="bone_type")(pooled)
+    )
+
+
+def test_training_checkpoints_resumes_and_stops_on_time(tmp_path):
+    from PIL import Image
+
+    (tmp_path / "images").mkdir()
+    rng = np.random.default_rng(0)
+    paths = []
+    for index in range(8):
+        paths.append(tmp_path / "images" / f"IMG{index:07d}.png")
+        Image.fromarray(rng.integers(0, 255, (64, 48), dtype=np.uint8)).save(paths[-1])
+    records = [
+        Record(p, bone, bone.lower(), 0, "b0", p.name)
+        for p, bone in zip(paths, ["Elbow", "Hand", "Shoulder", "Other"] * 2, strict=True)
+    ]
+    splits = {"train": records, "val": records[:4], "test": []}
+    marks = {paths[3].name: [JointMark("elbow", 0.5, 0.5)]}
+    opts = options(tmp_path, epochs=1, steps_per_epoch=1, batch=4, init="none", cache_side=64)
+    state = tbt.train(opts, splits, marks, build=tiny_model)
+    assert state["epochs_done"] == 1 and state["finished"]
+    assert (opts.out / "checkpoint.weights.h5").is_file()
+    resumed = options(
+        tmp_path, epochs=3, steps_per_epoch=1, batch=4, init="none", cache_side=64, resume=True
+    )
+    resumed.max_minutes = 0.0  # the budget is already used up: one step, then stop
+    state = tbt.train(resumed, splits, marks, build=tiny_model)
+    assert state["epochs_done"] == 1 and not state["finished"]
+    saved = json.loads((opts.out / "state.json").read_text())
+    assert [h["epoch"] for h in saved["history"]] == [1, 2]
+    assert saved["history"][1]["steps"] == 1

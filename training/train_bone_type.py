@@ -1,0 +1,495 @@
+"""Train the bone-type network (Elbow/Hand/Shoulder/Other) for X-rays framed like other hospitals'.
+
+    python -m training.train_bone_type --data PATH --out runs/bone_type [--size 128] [--epochs 12]
+        [--max-minutes 50] [--resume] [--stage all|train|evaluate|export|shipped]
+
+Its own ResNet50 at a small input, initialised from the shipped backbone, global-average pooling
+and a 4-way softmax. Every step draws a class-balanced batch from ALL training regions (Other =
+every region but elbow, hand and shoulder, lower limb included): tight joint views cut around the
+marked elbows and shoulders (`data/joint_marks.csv`) and whole images, all changed the way other
+hospitals take them (`training.augment`), then the app's own `core.imaging.preprocess`.
+Checkpoints every epoch; `--resume` continues; `--max-minutes` stops cleanly. The evaluate stage
+reports the plain and the stress validation (`training.stress`) and chooses the recognition
+threshold on both; the export stage writes the LiteRT network and head with `training.export`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from core.imaging import preprocess, read_xray
+from core.models import BONE_TYPE_CLASSES
+from training import augment, datasets, stress
+from training.augment import JointMark
+from training.datasets import Record
+from training.pipeline import class_weights
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_INIT = ROOT / "weights" / "backbone_resnet50.npz"
+NETWORK_NAME = "bone_type"
+FEATURE_LAYER = "conv5_block3_out"
+FROZEN_PREFIXES = ("conv1_", "pool1_", "conv2_")  # stem and stage 2: faster steps
+CLASS_MIX = {"Elbow": 0.25, "Hand": 0.2, "Shoulder": 0.25, "Other": 0.3}
+CALIBRATION_IMAGES = 256
+
+
+@dataclass
+class Options:
+    """Command-line options (stored with the run)."""
+
+    data: Path
+    out: Path
+    size: int = 128
+    epochs: int = 12
+    steps_per_epoch: int = 100
+    batch: int = 16
+    learning_rate: float = 3e-4
+    init: str = str(DEFAULT_INIT)
+    freeze_stem: bool = True
+    cache_side: int = 512
+    max_minutes: float = 50.0
+    resume: bool = False
+    seed: int = 0
+    threads: int = 1
+    stage: str = "all"
+    limit: int = 0  # use at most N images per split (tests and smoke runs)
+    strength: float = 0.8
+
+
+def parse_args(argv: list[str] | None = None) -> Options:
+    """Parse the command line into `Options`."""
+    parser = argparse.ArgumentParser(
+        prog="python -m training.train_bone_type",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    defaults = Options(Path(), Path())
+    parser.add_argument("--data", type=Path, required=True, help="FracAtlas folder")
+    parser.add_argument("--out", type=Path, required=True, help="run folder (under runs/)")
+    for name in ("size", "epochs", "steps_per_epoch", "batch", "cache_side", "seed", "threads"):
+        parser.add_argument(
+            f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name)
+        )
+    parser.add_argument("--limit", type=int, default=0, help="at most N images per split")
+    for name in ("learning_rate", "max_minutes", "strength"):
+        parser.add_argument(
+            f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name)
+        )
+    parser.add_argument("--init", default=defaults.init, help="backbone .npz, 'none' or 'imagenet'")
+    parser.add_argument("--no-freeze-stem", dest="freeze_stem", action="store_false")
+    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint")
+    parser.add_argument(
+        "--stage", choices=("all", "train", "evaluate", "export", "shipped"), default="all"
+    )
+    args = parser.parse_args(argv)
+    return Options(**vars(args))
+
+
+# ----------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class Source:
+    """One way to draw a training example: an image, and a joint to zoom into (or None)."""
+
+    index: int  # into the image cache
+    bone: str  # class of the example
+    region: str
+    mark: JointMark | None = None
+
+
+def training_sources(
+    records: list[Record], marks: dict[str, list[JointMark]]
+) -> dict[str, list[Source]]:
+    """Per class, the sources to draw from: every image under its own class, plus one joint-view
+    source per joint mark (under the joint's class, whatever the image's region)."""
+    sources: dict[str, list[Source]] = {name: [] for name in BONE_TYPE_CLASSES}
+    for index, record in enumerate(records):
+        sources[record.bone].append(Source(index, record.bone, record.region))
+        for mark in marks.get(Path(record.path).name, []):
+            sources[mark.bone].append(Source(index, mark.bone, record.region, mark))
+    return sources
+
+
+def cache_images(records: list[Record], side: int) -> list[np.ndarray]:
+    """Each image read like the app reads it, shrunk to at most `side` px, stored as uint8."""
+    cached = []
+    started = time.monotonic()
+    for number, record in enumerate(records, 1):
+        image = read_xray(record.path)
+        scale = side / max(image.shape)
+        if scale < 1:
+            size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+            pil = Image.fromarray(image, mode="F").resize(size, Image.Resampling.BILINEAR)
+            image = np.asarray(pil, np.float32)
+        cached.append(np.round(np.clip(image, 0, 1) * 255).astype(np.uint8))
+        if number % 500 == 0:
+            print(
+                f"  cached {number}/{len(records)} ({time.monotonic() - started:.0f} s)", flush=True
+            )
+    return cached
+
+
+def draw_example(
+    image: np.ndarray, source: Source, rng: np.random.Generator, size: int, strength: float
+) -> tuple[np.ndarray, int]:
+    """One augmented, preprocessed example (size, size, 3) and its class index."""
+    gray = image.astype(np.float32) / 255.0
+    if source.mark is not None:
+        view, bone = augment.joint_crop(gray, source.mark, rng), source.mark.bone
+    else:
+        view, bone = augment.synthesize(
+            gray, source.bone, [], rng, crop_others=source.region == "other"
+        )
+    view = augment.acquisition(view, rng, strength)
+    return preprocess(view, size), BONE_TYPE_CLASSES.index(bone)
+
+
+def draw_batch(
+    cache: list[np.ndarray],
+    sources: dict[str, list[Source]],
+    rng: np.random.Generator,
+    options: Options,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A batch with classes drawn from `CLASS_MIX` (classes without sources are skipped),
+    and per-example class weights computed on the batch's labels."""
+    names = [name for name in BONE_TYPE_CLASSES if sources[name]]
+    mix = np.array([CLASS_MIX[name] for name in names])
+    images, labels = [], []
+    for name in rng.choice(names, size=options.batch, p=mix / mix.sum()):
+        pool = sources[str(name)]
+        source = pool[int(rng.integers(len(pool)))]
+        image, label = draw_example(
+            cache[source.index], source, rng, options.size, options.strength
+        )
+        images.append(image)
+        labels.append(label)
+    labels = np.array(labels, np.int32)
+    weights = class_weights(labels.tolist(), len(BONE_TYPE_CLASSES))[labels]
+    return np.stack(images), labels, weights / weights.mean()
+
+
+# ----------------------------------------------------------------------------- model
+
+
+def set_threads(threads: int) -> None:
+    """Limit TensorFlow to `threads` threads (call before any TensorFlow op)."""
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+def build_model(size: int, init: str, freeze_stem: bool = True, dropout: float = 0.2):
+    """ResNet50 (from `init`) -> global average pooling -> dropout -> Dense(4) softmax."""
+    import keras
+
+    from training.models import build_backbone
+
+    backbone = build_backbone(size, init=init)
+    if freeze_stem:
+        for layer in backbone.layers:
+            if layer.name.startswith(FROZEN_PREFIXES):
+                layer.trainable = False
+    pooled = keras.layers.GlobalAveragePooling2D(name="pool")(backbone.output)
+    dropped = keras.layers.Dropout(dropout, name="head_dropout")(pooled)
+    output = keras.layers.Dense(
+        len(BONE_TYPE_CLASSES), activation="softmax", name="bone_type", dtype="float32"
+    )(dropped)
+    return keras.Model(backbone.input, output, name="bone_type_classifier")
+
+
+def feature_model(model):
+    """The network to export: preprocessed image -> last conv block's feature map."""
+    import keras
+
+    return keras.Model(model.input, model.get_layer(FEATURE_LAYER).output, name=NETWORK_NAME)
+
+
+def head_arrays(model) -> tuple[np.ndarray, np.ndarray]:
+    """The dense layer's (kernel (C, 4), bias (4,))."""
+    kernel, bias = model.get_layer("bone_type").get_weights()
+    return np.asarray(kernel, np.float32), np.asarray(bias, np.float32)
+
+
+def cosine_rate(base: float, progress: float) -> float:
+    """Learning rate at `progress` (0 = start, 1 = end of the epochs or of the time budget,
+    whichever comes first): cosine from `base` down to 5% of it."""
+    progress = min(max(progress, 0.0), 1.0)
+    return base * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def load_data(options: Options) -> tuple[dict[str, list[Record]], dict[str, list[JointMark]]]:
+    """FracAtlas splits (the project's reviewed region labels) and the joint marks."""
+    splits, reports = datasets.load_splits("fracatlas", options.data)
+    for report in reports:
+        print(report.summary())
+    if options.limit:
+        splits = {name: records[: options.limit] for name, records in splits.items()}
+    return splits, augment.load_joint_marks()
+
+
+def train(options: Options, splits, marks, build=build_model) -> dict:
+    """Run (or resume) training; returns the state saved with the checkpoint.
+
+    `build(size, init, freeze_stem)` makes the Keras model (tests pass a tiny one)."""
+    import keras
+
+    out = options.out
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint, state_path = out / "checkpoint.weights.h5", out / "state.json"
+    state = {"epochs_done": 0, "minutes": 0.0, "history": [], "options": _jsonable(options)}
+    model = build(options.size, options.init, options.freeze_stem)
+    if options.resume and state_path.is_file() and checkpoint.is_file():
+        state = json.loads(state_path.read_text())
+        model.load_weights(checkpoint)
+        print(f"Resumed after epoch {state['epochs_done']} ({state['minutes']:.1f} min so far)")
+    optimizer = keras.optimizers.Adam(options.learning_rate)
+    model.compile(optimizer, "sparse_categorical_crossentropy", weighted_metrics=["accuracy"])
+    records = splits["train"]
+    sources = training_sources(records, marks)
+    print("Training sources:", {name: len(pool) for name, pool in sources.items()}, flush=True)
+    started = time.monotonic()
+    cache = cache_images(records, options.cache_side)
+    print(f"Cached {len(cache)} images in {time.monotonic() - started:.0f} s", flush=True)
+    budget_start, minutes_before = time.monotonic(), state["minutes"]
+
+    def minutes_used() -> float:
+        return minutes_before + (time.monotonic() - budget_start) / 60
+
+    for epoch in range(state["epochs_done"], options.epochs):
+        rng = np.random.default_rng([options.seed, epoch])
+        progress = max(epoch / options.epochs, minutes_used() / max(options.max_minutes, 1e-6))
+        optimizer.learning_rate.assign(cosine_rate(options.learning_rate, progress))
+        losses, accuracies, epoch_start = [], [], time.monotonic()
+        for step in range(options.steps_per_epoch):
+            x, y, w = draw_batch(cache, sources, rng, options)
+            loss, accuracy = model.train_on_batch(x, y, sample_weight=w)
+            losses.append(float(loss))
+            accuracies.append(float(accuracy))
+            if minutes_used() > options.max_minutes:
+                print(f"Stopping: {options.max_minutes} min used (epoch {epoch + 1}, step {step})")
+                break
+        else:
+            state["epochs_done"] = epoch + 1
+        state["minutes"] = minutes_used()
+        state["history"].append(
+            {
+                "epoch": epoch + 1,
+                "steps": len(losses),
+                "loss": float(np.mean(losses)),
+                "accuracy": float(np.mean(accuracies)),
+                "learning_rate": float(optimizer.learning_rate.numpy()),
+                "seconds": time.monotonic() - epoch_start,
+            }
+        )
+        model.save_weights(checkpoint)
+        state_path.write_text(json.dumps(state, indent=2) + "\n")
+        print(json.dumps(state["history"][-1]), flush=True)
+        if minutes_used() > options.max_minutes:
+            break
+    state["finished"] = state["epochs_done"] >= options.epochs
+    state_path.write_text(json.dumps(state, indent=2) + "\n")
+    return state
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+def predict_paths(model, paths: list[Path], size: int, batch: int = 32) -> np.ndarray:
+    """Bone-type probabilities for files, through the app's `read_xray` + `preprocess`."""
+    rows = []
+    for start in range(0, len(paths), batch):
+        chunk = np.stack([preprocess(read_xray(p), size) for p in paths[start : start + batch]])
+        rows.append(np.asarray(model.predict(chunk, verbose=0)))
+    return np.concatenate(rows) if rows else np.zeros((0, len(BONE_TYPE_CLASSES)))
+
+
+def choose_threshold_on_both(truths: list[list[str]], probabilities: list[np.ndarray]) -> float:
+    """The recognition threshold with the best mean `recognition_score` over the sets given
+    (plain and stress validation); candidates and tie rule as `choose_recognition_threshold`."""
+    from training.train import recognition_score
+
+    candidates = np.round(np.arange(0.5, 0.951, 0.05), 2)
+    scores = [
+        np.mean(
+            [recognition_score(t, p, float(c)) for t, p in zip(truths, probabilities, strict=True)]
+        )
+        for c in candidates
+    ]
+    return float(candidates[int(np.argmax(scores))])
+
+
+def stress_records(options: Options, splits, marks) -> list[Record]:
+    """The stress-validation set rendered into the run folder (reused when already there)."""
+    items = stress.build_stress_set(splits["val"], marks, seed=options.seed)
+    return stress.write_stress_set(items, options.out / "stress_val")
+
+
+def evaluate_probabilities(probabilities: dict[str, tuple[list[str], np.ndarray]]) -> dict:
+    """Threshold chosen on every set given, then the summary of each set at that threshold."""
+    names = list(probabilities)
+    threshold = choose_threshold_on_both(
+        [probabilities[n][0] for n in names], [probabilities[n][1] for n in names]
+    )
+    return {
+        "recognition_threshold": threshold,
+        "threshold_note": (
+            f"chosen in 0.50..0.95 (step 0.05) for the best mean balanced recognition score "
+            f"(bones recognised as the right bone vs other regions flagged) over "
+            f"{' and '.join(names)}"
+        ),
+        **{n: stress.bone_type_summary(t, p, threshold) for n, (t, p) in probabilities.items()},
+    }
+
+
+def evaluate(options: Options, splits, marks, model=None) -> dict:
+    """Plain and stress validation of the trained model; writes `evaluation.json`."""
+    if model is None:
+        model = build_model(options.size, "none", options.freeze_stem)
+        model.load_weights(options.out / "checkpoint.weights.h5")
+    plain = splits["val"]
+    stressed = stress_records(options, splits, marks)
+    probabilities = {
+        "plain validation": (
+            [r.bone for r in plain],
+            predict_paths(model, [r.path for r in plain], options.size),
+        ),
+        "stress validation": (
+            [r.bone for r in stressed],
+            predict_paths(model, [r.path for r in stressed], options.size),
+        ),
+    }
+    report = evaluate_probabilities(probabilities)
+    (options.out / "evaluation.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def shipped_model(weights_dir: Path):
+    """The format-1 shipped bone-type stage as one Keras model: the shared backbone .npz, global
+    average pooling and `bone_type_head.npz`; returns (model, input size, its threshold)."""
+    import keras
+
+    from core.models import load_arrays
+    from training.models import build_backbone
+
+    manifest = json.loads((weights_dir / "manifest.json").read_text())
+    backbone_entry = manifest["models"]["backbone"]
+    size = int(backbone_entry.get("input_size", 160))
+    backbone = build_backbone(size, init=str(weights_dir / backbone_entry["file"]))
+    pooled = keras.layers.GlobalAveragePooling2D(name="pool")(backbone.output)
+    dense = keras.layers.Dense(len(BONE_TYPE_CLASSES), activation="softmax", name="bone_type")
+    model = keras.Model(backbone.input, dense(pooled))
+    head = load_arrays(weights_dir / manifest["models"]["bone_type"]["file"])
+    dense.set_weights([head["kernel"].astype(np.float32), head["bias"].astype(np.float32)])
+    return model, size, float(manifest["recognition_threshold"])
+
+
+def evaluate_shipped(options: Options, splits, marks, weights_dir: Path) -> dict:
+    """Plain and stress validation of the shipped bone-type stage at its own threshold."""
+    model, size, threshold = shipped_model(weights_dir)
+    plain = splits["val"]
+    stressed = stress_records(options, splits, marks)
+    report = {"weights": str(weights_dir), "input_size": size, "recognition_threshold": threshold}
+    for name, records in (("plain validation", plain), ("stress validation", stressed)):
+        probabilities = predict_paths(model, [r.path for r in records], size)
+        report[name] = stress.bone_type_summary([r.bone for r in records], probabilities, threshold)
+    (options.out / "evaluation_shipped.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+# ----------------------------------------------------------------------------- export
+
+
+def calibration_images(records: list[Record], size: int, seed: int) -> np.ndarray:
+    """`CALIBRATION_IMAGES` preprocessed training images (fixed random choice) for int8."""
+    rng = np.random.default_rng(seed)
+    chosen = rng.choice(len(records), size=min(CALIBRATION_IMAGES, len(records)), replace=False)
+    return np.stack([preprocess(read_xray(records[i].path), size) for i in sorted(chosen)])
+
+
+def export(options: Options, splits, report: dict, state: dict, model=None) -> Path:
+    """Write the network, head and threshold (via `training.export`) into the run folder."""
+    from training.export import export_network, register_head
+
+    if model is None:
+        model = build_model(options.size, "none", options.freeze_stem)
+        model.load_weights(options.out / "checkpoint.weights.h5")
+    out = options.out / "export"
+    provenance = {
+        "data": "fracatlas",
+        "split_seed": 0,
+        "splits": {name: datasets.describe_counts(records) for name, records in splits.items()},
+        "init": Path(options.init).name,
+        "training_minutes": round(state.get("minutes", 0.0), 1),
+        "epochs": state.get("epochs_done"),
+        "options": _jsonable(options),
+        "finished_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "joint_marks": "training/data/joint_marks.csv",
+    }
+    export_network(
+        feature_model(model),
+        out,
+        NETWORK_NAME,
+        calibration_images(splits["train"], options.size, options.seed),
+        provenance,
+    )
+    kernel, bias = head_arrays(model)
+    register_head(
+        out, "bone_type", kernel, bias, NETWORK_NAME, list(BONE_TYPE_CLASSES), pooling="mean"
+    )
+    path = out / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["recognition_threshold"] = report["recognition_threshold"]
+    manifest["recognition_threshold_note"] = report["threshold_note"]
+    path.write_text(json.dumps(manifest, indent=2) + "\n")
+    return out
+
+
+def _jsonable(options: Options) -> dict:
+    return {
+        key: str(value) if isinstance(value, Path) else value
+        for key, value in asdict(options).items()
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    options = parse_args(argv)
+    set_threads(options.threads)
+    splits, marks = load_data(options)
+    state_path = options.out / "state.json"
+    if options.stage == "shipped":  # the "before" figures: the shipped weights/ folder
+        print(json.dumps(evaluate_shipped(options, splits, marks, ROOT / "weights"), indent=2))
+        return 0
+    model, state = None, {}
+    if options.stage in ("all", "train"):
+        state = train(options, splits, marks)
+    elif state_path.is_file():
+        state = json.loads(state_path.read_text())
+    report = {}
+    if options.stage in ("all", "evaluate"):
+        report = evaluate(options, splits, marks, model)
+        print(json.dumps(report, indent=2))
+    if options.stage in ("all", "export"):
+        if not report:
+            report = json.loads((options.out / "evaluation.json").read_text())
+        print(f"Exported to {export(options, splits, report, state, model)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
