@@ -150,3 +150,29 @@ def test_training_checkpoints_resumes_and_stops_on_time(tmp_path):
     saved = json.loads((opts.out / "state.json").read_text())
     assert [h["epoch"] for h in saved["history"]] == [1, 2]
     assert saved["history"][1]["steps"] == 1
+
+
+def test_export_writes_network_head_and_threshold(tmp_path):
+    from PIL import Image
+
+    from core import manifest as manifest_io
+
+    rng = np.random.default_rng(1)
+    records = []
+    for index, bone in enumerate(["Elbow", "Hand", "Shoulder", "Other"] * 2):
+        path = tmp_path / f"IMG{index:07d}.png"
+        Image.fromarray(rng.integers(0, 255, (64, 48), dtype=np.uint8)).save(path)
+        records.append(Record(path, bone, bone.lower(), 0, "b0", path.name))
+    splits = {"train": records, "val": records[:4], "test": []}
+    opts = options(tmp_path, size=32)
+    report = {"recognition_threshold": 0.7, "threshold_note": "chosen on plain and stress"}
+    out = tbt.export(opts, splits, report, {"minutes": 12.34}, model=tiny_model(32, "none", True))
+    raw = manifest_io.load_raw(out)
+    network = raw["networks"][tbt.NETWORK_NAME]
+    assert network["input_size"] == 32 and (out / network["file"]).is_file()
+    assert network["provenance"]["training_minutes"] == 12.3
+    head = raw["heads"]["bone_type"]
+    assert head["network"] == tbt.NETWORK_NAME and head["pooling"] == "mean"
+    assert head["classes"] == list(BONE_TYPE_CLASSES)
+    assert raw["recognition_threshold"] == 0.7
+    assert "plain and stress" in raw["recognition_threshold_note"]

@@ -423,6 +423,7 @@ def calibration_images(records: list[Record], size: int, seed: int) -> np.ndarra
 
 def export(options: Options, splits, report: dict, state: dict, model=None) -> Path:
     """Write the network, head and threshold (via `training.export`) into the run folder."""
+    from core import manifest as manifest_io
     from training.export import export_network, register_head
 
     if model is None:
@@ -448,14 +449,11 @@ def export(options: Options, splits, report: dict, state: dict, model=None) -> P
         provenance,
     )
     kernel, bias = head_arrays(model)
-    register_head(
-        out, "bone_type", kernel, bias, NETWORK_NAME, list(BONE_TYPE_CLASSES), pooling="mean"
-    )
-    path = out / "manifest.json"
-    manifest = json.loads(path.read_text())
-    manifest["recognition_threshold"] = report["recognition_threshold"]
-    manifest["recognition_threshold_note"] = report["threshold_note"]
-    path.write_text(json.dumps(manifest, indent=2) + "\n")
+    register_head(out, "bone_type", kernel, bias, NETWORK_NAME, pooling="mean")
+    raw = manifest_io.load_raw(out)
+    raw["recognition_threshold"] = report["recognition_threshold"]
+    raw["recognition_threshold_note"] = report["threshold_note"]
+    manifest_io.write_raw(out, raw)
     return out
 
 
