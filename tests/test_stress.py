@@ -107,3 +107,32 @@ def test_bone_type_summary_uses_the_app_rule():
     assert summary["3 bones best guess right"] == pytest.approx(2 / 3)
     assert summary["3 bones recognised and right"] == pytest.approx(1 / 3)
     assert summary["other flagged not recognised"] == 0.5
+
+
+def test_evaluation_reports_each_bone_beside_the_totals():
+    from types import SimpleNamespace
+
+    from training.evaluate import bone_type_report
+
+    def row(truth, shown, recognised):
+        return (record_of(truth), SimpleNamespace(bone=shown, recognised=recognised))
+
+    rows = [
+        row("Elbow", "Elbow", True),
+        row("Elbow", "Elbow", False),
+        row("Elbow", "Hand", True),
+        row("Shoulder", "Shoulder", True),
+        row("Other", "Hand", False),
+    ]
+    report = bone_type_report(rows)["per_bone"]
+    assert report["Elbow"] == {
+        "images": 3,
+        "best_guess_right": pytest.approx(2 / 3),
+        "recognised_and_right": pytest.approx(1 / 3),
+    }
+    assert report["Shoulder"]["recognised_and_right"] == 1.0
+    assert report["Hand"] == {"images": 0, "best_guess_right": None, "recognised_and_right": None}
+
+
+def record_of(bone: str) -> Record:
+    return Record(Path("x.png"), bone, bone.lower(), 0, "b", "x.png")

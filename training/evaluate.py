@@ -76,6 +76,16 @@ def bone_type_report(rows) -> dict:
         "images_of_3_bones": len(bones),
         "other_flagged_not_recognised": _mean([not p.recognised for p in others]),
         "images_of_other_regions": len(others),
+        "per_bone": {
+            bone: {
+                "images": sum(r.bone == bone for r, _ in bones),
+                "best_guess_right": _mean([p.bone == bone for r, p in bones if r.bone == bone]),
+                "recognised_and_right": _mean(
+                    [p.recognised and p.bone == bone for r, p in bones if r.bone == bone]
+                ),
+            }
+            for bone in BONES
+        },
     }
 
 

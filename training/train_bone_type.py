@@ -379,23 +379,29 @@ def evaluate(options: Options, splits, marks, model=None) -> dict:
 
 
 def shipped_model(weights_dir: Path):
-    """The format-1 shipped bone-type stage as one Keras model: the shared backbone .npz, global
-    average pooling and `bone_type_head.npz`; returns (model, input size, its threshold)."""
+    """A weights folder's bone-type stage as one Keras model (its network's Keras weights, global
+    average pooling, its bone-type head); returns (model, input size, recognition threshold).
+    Reads format 2 (`networks` + `heads`) and the older format 1 (`models`)."""
     import keras
 
     from core.models import load_arrays
     from training.models import build_backbone
 
-    manifest = json.loads((weights_dir / "manifest.json").read_text())
-    backbone_entry = manifest["models"]["backbone"]
-    size = int(backbone_entry.get("input_size", 160))
-    backbone = build_backbone(size, init=str(weights_dir / backbone_entry["file"]))
+    raw = json.loads((weights_dir / "manifest.json").read_text())
+    if "models" in raw:  # format 1: one shared backbone .npz and heads
+        network = {"input_size": 160, "keras_weights": raw["models"]["backbone"]}
+        head_file = raw["models"]["bone_type"]["file"]
+    else:
+        head_file = raw["heads"]["bone_type"]["file"]
+        network = raw["networks"][raw["heads"]["bone_type"]["network"]]
+    size = int(network["input_size"])
+    backbone = build_backbone(size, init=str(weights_dir / network["keras_weights"]["file"]))
     pooled = keras.layers.GlobalAveragePooling2D(name="pool")(backbone.output)
     dense = keras.layers.Dense(len(BONE_TYPE_CLASSES), activation="softmax", name="bone_type")
     model = keras.Model(backbone.input, dense(pooled))
-    head = load_arrays(weights_dir / manifest["models"]["bone_type"]["file"])
+    head = load_arrays(weights_dir / head_file)
     dense.set_weights([head["kernel"].astype(np.float32), head["bias"].astype(np.float32)])
-    return model, size, float(manifest["recognition_threshold"])
+    return model, size, float(raw["recognition_threshold"])
 
 
 def evaluate_shipped(options: Options, splits, marks, weights_dir: Path) -> dict:
