@@ -31,20 +31,20 @@ def ensure_environment(requirements: str) -> Path:
         print(f"Creating virtual environment in {VENV} ...", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
     digest = hashlib.sha256()
-    for name in ("requirements.txt", requirements):
+    for name in ("requirements.txt", "requirements-train.txt", requirements):
         digest.update((ROOT / name).read_bytes())
     stamp = VENV / f".setup-stamp-{Path(requirements).stem}"
     if not stamp.exists() or stamp.read_text() != digest.hexdigest():
         print(f"Installing {requirements} (first run only, a few minutes) ...", flush=True)
-        pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check"]
-        subprocess.run([*pip, "--quiet", "--upgrade", "pip"], check=True)
+        pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "--no-compile"]
         subprocess.run([*pip, "-r", str(ROOT / requirements)], check=True)
         stamp.write_text(digest.hexdigest())
     return python
 
 
 def main(argv: list[str]) -> int:
-    """Entry point: `app` launches the window, `test` runs ruff and the whole pytest suite."""
+    """Entry point: `app` installs only the app's requirements (no TensorFlow) and launches the
+    window; `test` installs everything (app, training, test tools) and runs ruff and pytest."""
     if sys.version_info[:2] != (3, 11):
         print(f"Warning: built for Python 3.11, running {sys.version.split()[0]}.")
     command = argv[0] if argv else "app"

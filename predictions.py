@@ -158,11 +158,12 @@ def chosen_bone(bone: str) -> str:
 
 
 def _route(paths: Sequence[str | Path], bone: str | None) -> _Route:
-    if bone is not None:
-        return _Route(chosen_bone(bone), CHOSEN)
+    chosen = chosen_bone(bone) if bone is not None else None
     tags = [bone_from_dicom(path) for path in paths]
     named = {tag.bone for tag in tags if tag.bone}
     note = next((tag.note for tag in tags if tag.note), "")
+    if chosen:
+        return _Route(chosen, CHOSEN, note)  # the header's word on the body part stays visible
     if len(named) == 1 and not note:
         return _Route(named.pop(), FROM_TAG)
     if any(tag.excluded for tag in tags) and not named:

@@ -276,9 +276,18 @@ def test_about_window_states_training_data_and_limits(display, weights, monkeypa
 
 
 def test_upload_works_while_models_load(display, weights, monkeypatch, tmp_path):
+    import threading
+
     from core import engine
 
     engine.clear_cache()
+    loaded, real_get_engine = threading.Event(), engine.get_engine
+
+    def slow_get_engine(weights_dir=None):  # loading holds until the upload has been done
+        loaded.wait(timeout=30)
+        return real_get_engine(weights_dir)
+
+    monkeypatch.setattr(engine, "get_engine", slow_get_engine)
     image = write_image(tmp_path / "hand.png")
     with running_app(display, weights["normal"], monkeypatch, open_path=image, wait=False) as (
         app,
@@ -288,6 +297,7 @@ def test_upload_works_while_models_load(display, weights, monkeypatch, tmp_path)
         assert app.predict_button.cget("state") == "disabled"
         app.upload()
         assert app.paths == [image]
+        loaded.set()
         wait_idle(app)
         assert app.models_ready and app.predict_button.cget("state") == "normal"
         assert recorder.errors == []
