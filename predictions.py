@@ -196,12 +196,12 @@ def analyze(
     start = time.perf_counter()
     route = _route([path], bone)
     engine = _engine(weights_dir)
-    gray = _read(path)
-    raw = engine.run(gray)
-    return _prediction(str(path), raw, engine, route, gray.shape, time.perf_counter() - start)
+    image = _decoded(path)
+    raw = engine.run(image.pixels)
+    return _prediction(str(path), raw, engine, route, image, time.perf_counter() - start)
 
 
-def _prediction(path: str, raw, engine, route: _Route, shape, seconds: float) -> Prediction:
+def _prediction(path: str, raw, engine, route: _Route, image, seconds: float) -> Prediction:
     manifest = engine.manifest
     decision = _decide(route, raw.bone_probabilities, manifest.recognition_threshold)
     bone = decision["bone"]
@@ -216,7 +216,8 @@ def _prediction(path: str, raw, engine, route: _Route, shape, seconds: float) ->
         threshold=threshold,
         model_versions=_versions(engine),
         seconds=seconds,
-        boxes=_boxes(engine, raw, bone, shape),
+        boxes=_boxes(engine, raw, bone, image.pixels.shape),
+        notes=image.notes,
         **decision,
     )
 
@@ -244,12 +245,12 @@ def analyze_study(
     start = time.perf_counter()
     route = _route(paths, bone)
     engine = _engine(weights_dir)
-    grays = [_read(path) for path in paths]
-    raws = [engine.run(gray) for gray in grays]
+    decoded = [_decoded(path) for path in paths]
+    raws = [engine.run(image.pixels) for image in decoded]
     elapsed = time.perf_counter() - start
     images = tuple(
-        _prediction(str(p), raw, engine, route, gray.shape, elapsed / len(paths))
-        for p, raw, gray in zip(paths, raws, grays, strict=True)
+        _prediction(str(p), raw, engine, route, image, elapsed / len(paths))
+        for p, raw, image in zip(paths, raws, decoded, strict=True)
     )
     mean_bone = {
         name: float(np.mean([raw.bone_probabilities[name] for raw in raws]))
@@ -270,6 +271,7 @@ def analyze_study(
         threshold=threshold,
         seconds=time.perf_counter() - start,
         view_bones=view_bones,
+        notes=tuple(f"{Path(i.path).name}: {note}" for i in images for note in i.notes),
         **decision,
     )
 

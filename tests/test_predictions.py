@@ -177,3 +177,13 @@ def test_manifest_lists_checksums_classes_and_sizes(tiny_weights):
     assert manifest.bone_type.classes == ("Elbow", "Hand", "Shoulder", "Other")
     for entry in (*manifest.networks.values(), manifest.bone_type, *manifest.fracture.values()):
         assert entry.sha256 == sha256_file(tiny_weights / entry.file)
+
+
+def test_a_file_cut_short_is_analysed_and_says_so(tiny_weights, tmp_path):
+    whole = write_image(tmp_path / "whole.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(whole[:-2])  # only the end-of-image marker is missing
+    result = predictions.analyze(tmp_path / "cut.jpg", tiny_weights)
+    assert any("cut short" in note for note in result.notes)
+    assert predictions.analyze(tmp_path / "whole.jpg", tiny_weights).notes == ()
+    study = predictions.analyze_study([tmp_path / "cut.jpg", tmp_path / "whole.jpg"], tiny_weights)
+    assert len(study.notes) == 1 and study.notes[0].startswith("cut.jpg: ")

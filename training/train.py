@@ -65,6 +65,7 @@ class Options:
     strategy: str
     recognition_threshold: float | None
     limit: int
+    bone: str | None
     verbose: int
     command: str
 
@@ -112,6 +113,13 @@ def parse_args(argv: list[str] | None = None) -> Options:
         "(default: chosen on the validation split, at least 0.5)",
     )
     parser.add_argument("--limit", type=int, default=0, help="use at most N training images")
+    parser.add_argument(
+        "--bone",
+        type=str.capitalize,
+        choices=BONES,
+        help="with `backbone`: fine-tune a whole network for this bone's fracture model only "
+        "(e.g. on MURA with a GPU); it becomes that bone's own network in the manifest",
+    )
     parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
     args = parser.parse_args(argv)
     run_dir = args.run_dir or ROOT / "runs" / args.target
@@ -127,6 +135,10 @@ def load_records(options: Options) -> dict[str, list[Record]]:
     )
     for report in reports:
         print(report.summary())
+    if options.bone:
+        splits = {
+            name: datasets.for_bone(records, options.bone) for name, records in splits.items()
+        }
     if options.limit:
         rng = np.random.default_rng(options.seed)
         order = rng.permutation(len(splits["train"]))[: options.limit]
@@ -577,6 +589,40 @@ def export_backbone_run(options: Options, splits, result) -> None:
     history_path.write_text(json.dumps(result["history"], indent=1) + "\n")
 
 
+def export_bone_network(options: Options, splits, result) -> None:
+    """One bone's own fracture network (the seed's shape): its file and head join the manifest,
+    the other stages keep theirs."""
+    bone, out = options.bone, options.out
+    name = f"{bone.lower()}_network"
+    info = provenance(options, splits, result["minutes"])
+    info["init"] = result["init"]
+    _, val_fracture = predict_heads(result["model"], splits["val"], options)
+    export_network(
+        result["backbone"],
+        out,
+        name,
+        calibration_images(splits["train"], options.input_size),
+        info,
+        version=version_tag(),
+        architecture=f"ResNet50 without top, fine-tuned end to end on {bone} images",
+    )
+    labels = np.array([r.label for r in splits["val"]])
+    threshold = youden_threshold(labels, val_fracture) if 0 < labels.sum() < len(labels) else 0.5
+    kernel, bias = result["model"].get_layer("fracture").get_weights()
+    register_head(
+        out,
+        manifest_io.fracture_key(bone),
+        kernel,
+        bias - logit(threshold),
+        name,
+        threshold=0.5,
+        version=version_tag(),
+        operating_point=operating_point_note(threshold, f"{len(labels)} val images of this bone"),
+        provenance=info,
+    )
+    print(f"{bone} now reads its own network '{name}' ({out / manifest_io.MANIFEST_NAME}).")
+
+
 def predict_heads(model, records: list[Record], options: Options):
     """Bone-type probabilities and fracture probabilities of the training model on records."""
     outputs = model.predict(images_only(records, options.input_size, options.batch_size), verbose=0)
@@ -667,7 +713,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point."""
     options = parse_args(argv)
     splits = load_records(options)
-    if options.target == "backbone":
+    if options.target == "backbone" and options.bone:
+        result = train_backbone(options, splits)
+        export_bone_network(options, splits, result)
+    elif options.target == "backbone":
         result = train_backbone(options, splits)
         export_backbone_run(options, splits, result)
         print(f"Training took {result['minutes']:.1f} min; weights written to {options.out}")
