@@ -385,7 +385,14 @@ def main(argv: list[str] | None = None) -> int:
         optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
         return shared, bone
 
-    state = {"epoch": 0, "step": 0, "minutes": 0.0, "best": -1.0, "history": []}
+    state = {
+        "epoch": 0,
+        "step": 0,
+        "minutes": 0.0,
+        "best": -1.0,
+        "history": [],
+        "layer": args.layer,
+    }
     last, best = out / "last.npz", out / "best.npz"
     if args.resume and last.is_file():
         state = load_state(last, trunk, heads, optimizer)

@@ -1,0 +1,95 @@
+"""Export a trained fracture run: the 384-px trunk as the "fracture" LiteRT network and one head per
+bone with the pooling, fracture threshold and box threshold chosen on validation images.
+
+Run: python -m training.export_fracture --data PATH --run DIR --out DIR
+(after `training.train_fracture` and `training.fracture_report`; `--out` is a folder under runs/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from core.imaging import normalize
+from core.models import BONES
+from training import datasets
+from training.fracture_data import open_cache
+from training.train_fracture import HEADS, TRUNK_LAYER, build_trunk, configure_threads
+
+CALIBRATION_IMAGES = 200
+
+
+def fixed_size_trunk(weights_from, size: int, layer: str = TRUNK_LAYER):
+    """A (size, size, 3) -> feature-map Keras model with the weights of a trained trunk."""
+    import keras
+
+    full = keras.applications.ResNet50(include_top=False, weights=None, input_shape=(size, size, 3))
+    model = keras.Model(full.input, full.get_layer(layer).output, name="fracture")
+    model.set_weights(weights_from.get_weights())
+    return model
+
+
+def calibration_images(cache, rows, count: int = CALIBRATION_IMAGES, seed: int = 0) -> np.ndarray:
+    """`count` preprocessed training images (a seeded sample of `rows`) for int8 calibration."""
+    picked = np.random.default_rng(seed).permutation(len(rows))[:count]
+    pixels = np.stack([cache.images[rows[k]] for k in sorted(picked)]).astype(np.float32)
+    return normalize(np.repeat(pixels[..., None], 3, axis=3)).astype(np.float32)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--run", type=Path, required=True, help="training run folder")
+    parser.add_argument("--out", type=Path, required=True, help="export folder (under runs/)")
+    parser.add_argument("--cache", type=Path, default=None)
+    args = parser.parse_args(argv)
+    configure_threads(1)
+    from training.export import export_network, register_head
+    from training.train_fracture import load_state, make_heads
+
+    cache = open_cache(args.cache or args.run / "cache384")
+    choice = json.loads((args.run / "report" / "choice.json").read_text())
+    with np.load(args.run / "best.npz") as archive:
+        layer = json.loads(bytes(archive["state"]).decode()).get("layer", TRUNK_LAYER)
+    trunk = build_trunk("none", layer)
+    heads = make_heads(trunk.output_shape[-1])
+    heads.build(trunk.output_shape)
+    state = load_state(args.run / "best.npz", trunk, heads)
+    size = cache.images.shape[1]
+    model = fixed_size_trunk(trunk, size, layer)
+    splits, _ = datasets.load_splits("fracatlas", args.data)
+    train_rows = cache.indices([record.path.name for record in splits["train"]])
+    provenance = {
+        "data": "FracAtlas (CC BY 4.0, Abedeen et al. 2023), train split, seed 0",
+        "trained_by": "python -m training.train_fracture",
+        "run": args.run.name,
+        "best_epoch": state.get("best_epoch"),
+        "training_minutes": round(state["minutes"], 1),
+        "init": "weights/backbone_resnet50.npz (shipped 160-px backbone)",
+    }
+    export_network(model, args.out, "fracture", calibration_images(cache, train_rows), provenance)
+    kernel, bias = np.asarray(heads.kernels()[0]), np.asarray(heads.kernels()[1])
+    for bone in BONES:
+        column = HEADS.index(choice["heads"][bone])
+        register_head(
+            args.out,
+            f"fracture_{bone.lower()}",
+            kernel[:, column : column + 1],
+            bias[column : column + 1],
+            network="fracture",
+            pooling=choice["pooling"],
+            threshold=choice["thresholds"][bone],
+            pooling_r=choice["pooling_r"],
+            box_threshold=choice["box_threshold"],
+            head_trained_on="all regions" if HEADS[column] == "shared" else f"{bone}, from shared",
+        )
+    print(f"exported to {args.out}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
