@@ -24,6 +24,7 @@ from training.datasets import Record
 
 CACHE_SIZE = 384
 STRIDE = 16  # conv4_block6_out of ResNet50
+BONE_PERCENTILE = 70  # pixels at least this bright (within the content) count as bone
 FRAME_FIELDS = ("size", "top", "left", "height", "width", "scale", "pad_top", "pad_left")
 
 
@@ -203,6 +204,7 @@ class CropSettings:
     flips: bool = True
     exposure: bool = True
     stride: int = STRIDE  # cell size of the network's feature map
+    bone_share: float = 0.7  # share of the other crops centred on bright (bone) pixels
 
 
 class CropSampler:
@@ -238,10 +240,7 @@ class CropSampler:
             cy = (y0 + y1) / 2 + self.rng.uniform(-margin, margin)
         else:
             index = int(self.rng.choice(self.indices, p=self.weights))
-            frame = self.cache.frame(index)
-            height, width = frame.resized_shape
-            cx = frame.pad_left + self.rng.uniform(0, width)
-            cy = frame.pad_top + self.rng.uniform(0, height)
+            cx, cy = self.elsewhere(index)
         angle = self.rng.uniform(-s.max_angle, s.max_angle)
         zoom = math.exp(self.rng.uniform(-s.scale_jitter, s.scale_jitter))
         image = warp(self.cache.images[index], cx, cy, angle, zoom, s.crop, Image.BILINEAR)
@@ -254,6 +253,28 @@ class CropSampler:
         if s.exposure:
             pixels = exposure(pixels, self.rng)
         return pixels, cell_mask(np.ascontiguousarray(mask), s.stride), index
+
+    def elsewhere(self, index: int) -> tuple[float, float]:
+        """A crop centre for a crop not chosen for its fracture: with probability `bone_share` on
+        a bright (bone) pixel, so that normal crops look like fracture crops apart from the
+        fracture; otherwise anywhere in the image's content."""
+        frame = self.cache.frame(index)
+        if self.rng.random() < self.settings.bone_share:
+            step = self.settings.stride
+            small = np.asarray(self.cache.images[index][step // 2 :: step, step // 2 :: step])
+            content = small[small > 0]
+            if content.size:
+                ys, xs = np.nonzero(small >= np.percentile(content, BONE_PERCENTILE))
+                pick = self.rng.integers(len(ys))
+                jitter = self.rng.uniform(-step / 2, step / 2, size=2)
+                return float((xs[pick] + 0.5) * step + jitter[0]), float(
+                    (ys[pick] + 0.5) * step + jitter[1]
+                )
+        height, width = frame.resized_shape
+        return (
+            frame.pad_left + self.rng.uniform(0, width),
+            frame.pad_top + self.rng.uniform(0, height),
+        )
 
     def batch(self, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """`size` crops: (size, crop, crop, 3) float32 [0, 255], (size, h, w) cell masks, rows."""
