@@ -135,3 +135,20 @@ def test_fracture_crops_contain_the_fracture_and_random_crops_cover_normal_image
     normal_rows = [i for i in rows if not cache.meta[i]["label"]]
     _, masks, picked = fd.CropSampler(cache, normal_rows, never, seed=2).batch(6)
     assert set(picked) <= set(normal_rows) and masks.sum() == 0
+
+
+def test_crops_elsewhere_are_centred_on_bone_when_asked(tmp_path):
+    data = write_fracatlas(tmp_path / "atlas")
+    records, _ = load_fracatlas(data, regions_csv=None)
+    cache = fd.build_cache(records, data, tmp_path / "cache", size=64)
+    rows = [i for i, item in enumerate(cache.meta) if not item["label"]]
+
+    def share_on_bone(share: float) -> float:
+        settings = fd.CropSettings(crop=16, fracture_share=0.0, bone_share=share, stride=8)
+        sampler = fd.CropSampler(cache, rows, settings, seed=0)
+        xs = np.array([sampler.elsewhere(rows[k % len(rows)])[0] for k in range(300)])
+        return float(np.mean((xs >= 18) & (xs <= 46)))
+
+    # 96 x 128 images fill model x 8-56; their 'bone' (middle third) is model x 24-40
+    assert share_on_bone(1.0) > 0.95
+    assert share_on_bone(0.0) < 0.75  # uniform over the content: about 28 / 48
