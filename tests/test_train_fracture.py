@@ -62,3 +62,6 @@ def test_tiny_training_run_checkpoints_resumes_and_writes_cell_logits(tmp_path):
     assert tfr.main([*common, "--epochs", "2", "--resume", "--no-final-logits"]) == 0
     history = json.loads((out / "history.json").read_text())
     assert [item["epoch"] for item in history] == [1, 2]
+    (out / "cell_logits_test.npz").unlink()
+    assert tfr.main([*common, "--logits-only", "test"]) == 0
+    assert np.load(out / "cell_logits_test.npz")["logits"].shape == (2, 8, 8, 4)

@@ -308,6 +308,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--limit", type=int, default=0, help="use only N records (tests)")
     parser.add_argument("--time-check", type=int, default=0, help="time N steps and exit")
     parser.add_argument("--no-final-logits", action="store_true")
+    parser.add_argument(
+        "--logits-only", nargs="+", choices=("val", "test"), default=None,
+        help="skip training; write the cell logits of these splits from best.npz",
+    )  # fmt: skip
     return parser.parse_args(argv)
 
 
@@ -422,6 +426,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 0
 
+    if args.logits_only:
+        return write_logits(out, trunk, heads, cache, index, args.logits_only)
+
     while state["epoch"] < args.epochs and not out_of_time(args, state["minutes"]):
         tick, sums = time.time(), np.zeros(2)
         steps = 0
@@ -470,11 +477,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"training done: {state['epoch']} epochs, {state['minutes']:.1f} min", flush=True)
     if args.no_final_logits or not best.is_file():
         return 0
-    load_state(best, trunk, heads)
+    return write_logits(out, trunk, heads, cache, index, ("val", "test"))
+
+
+def write_logits(out: Path, trunk, heads, cache, index: dict, names) -> int:
+    """Load the best weights and write the heads and the cell logits of the `names` splits."""
+    load_state(out / "best.npz", trunk, heads)
     kernel, bias = head_arrays(heads)
     np.savez(out / "heads.npz", kernel=kernel, bias=bias, names=np.array(HEADS))
-    trunk.save_weights(out / "trunk.weights.h5")
-    for name in ("val", "test"):
+    for name in names:
         tick = time.time()
         logits = cell_logits_of(trunk, heads, cache, index[name])
         np.savez(
