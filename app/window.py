@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import sys
+import threading
 import traceback
 from pathlib import Path
-from tkinter import filedialog, messagebox
+from tkinter import TclError, filedialog, messagebox
 
 import customtkinter as ctk
 from PIL import Image
@@ -50,6 +51,8 @@ class FractureApp(ctk.CTk):
         self.worker = Worker()
         self.paths: list[Path] = []
         self.gray = None  # the decoded image shown in the preview
+        self.preview_image: Image.Image | None = None  # its small copy, made off the Tk thread
+        self._opening = False  # a file is being decoded (in a thread)
         self.result = None
         self.overlay_image: Image.Image | None = None
         self.models_ready = False
@@ -184,18 +187,19 @@ class FractureApp(ctk.CTk):
         )
 
     def ask_save_file(self, default_name: str) -> str:
-        """Save dialog for the screenshot (asks before replacing an existing file)."""
+        """Save dialog for the screenshot (the app itself asks before replacing a file, once,
+        also when it adds the .png suffix, so Tk's own question is turned off)."""
         return filedialog.asksaveasfilename(
             parent=self,
             title="Save result as PNG",
             initialfile=default_name,
             defaultextension=".png",
             filetypes=[("PNG image", "*.png")],
-            confirmoverwrite=True,
+            confirmoverwrite=False,
         )
 
     def ask_replace(self, path: Path) -> bool:
-        """Second guard against silent overwrites."""
+        """The one question before replacing an existing file."""
         return messagebox.askyesno(
             "Replace file?", f"'{path.name}' exists. Replace it?", parent=self
         )
@@ -224,7 +228,7 @@ class FractureApp(ctk.CTk):
 
     def upload(self) -> None:
         """Choose one X-ray and preview it."""
-        if self.worker.busy and not self.uploads_allowed:
+        if self._opening or (self.worker.busy and not self.uploads_allowed):
             return
         chosen = self.ask_open_file()
         if chosen:
@@ -232,22 +236,41 @@ class FractureApp(ctk.CTk):
 
     def upload_study(self) -> None:
         """Choose several views of one study and preview the first."""
-        if self.worker.busy and not self.uploads_allowed:
+        if self._opening or (self.worker.busy and not self.uploads_allowed):
             return
         chosen = self.ask_open_files()
         if chosen:
             self._load([Path(item) for item in chosen])
 
     def _load(self, paths: list[Path]) -> None:
+        """Decode the files in a thread while the window keeps responding, then preview them;
+        any failure, typed or not, is shown in a dialog."""
+        self._opening = True
+        outcome: dict = {}
+
+        def job() -> None:
+            try:
+                outcome["value"] = _decode_for_preview(paths)
+            except Exception as error:  # noqa: BLE001 - shown in a dialog below
+                outcome["error"] = error
+
+        thread = threading.Thread(target=job, daemon=True)
+        thread.start()
         try:
-            gray = read_xray(paths[0])
-            for extra in paths[1:]:
-                read_xray(extra)
-        except TriageError as error:
-            self.show_error(error.title, str(error))
+            while thread.is_alive():
+                self.update()  # redraw and handle events while the file is decoded
+                thread.join(0.01)
+        except TclError:  # the window was closed while the file was opening
             return
+        finally:
+            self._opening = False
+        if "error" in outcome:
+            self._report(outcome["error"])
+            return
+        gray, preview = outcome["value"]
         self.paths, self.gray, self.result, self.overlay_image = paths, gray, None, None
-        self._show_preview(Image.fromarray((gray * 255).astype("uint8")))
+        self.preview_image = preview
+        self._show_preview(preview)
         names = paths[0].name if len(paths) == 1 else f"Study: {', '.join(p.name for p in paths)}"
         self.file_label.configure(text=names)
         self.bone_selector.set(AUTO)  # a bone chosen for the previous image must not carry over
@@ -255,7 +278,7 @@ class FractureApp(ctk.CTk):
 
     def predict(self) -> None:
         """Run the two-stage prediction in the worker thread, with the bone chosen (if any)."""
-        if self.worker.busy:
+        if self.worker.busy or self._opening:
             return
         if not self.paths:
             self.show_message("No image", "Upload an X-ray first (Upload Image or Ctrl+O).")
@@ -289,8 +312,8 @@ class FractureApp(ctk.CTk):
     def toggle_heatmap(self) -> None:
         """Show the Grad-CAM overlay (computed once, when first asked for) or the plain image."""
         if not self.heatmap_switch.get():
-            if self.gray is not None:
-                self._show_preview(Image.fromarray((self.gray * 255).astype("uint8")))
+            if self.preview_image is not None:
+                self._show_preview(self.preview_image)
             return
         if self.result is None:
             self.show_message(
@@ -465,6 +488,17 @@ class FractureApp(ctk.CTk):
         size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
         self._preview = ctk.CTkImage(light_image=image, dark_image=image, size=size)
         self.image_label.configure(image=self._preview)
+
+
+def _decode_for_preview(paths: list[Path]):
+    """Read every chosen file (a bad one is reported now, not at Predict) and make the preview's
+    small copy; runs off the Tk thread."""
+    gray = read_xray(paths[0])
+    for extra in paths[1:]:
+        read_xray(extra)
+    preview = Image.fromarray((gray * 255).astype("uint8"))
+    preview.thumbnail((2 * PREVIEW_MAX_WIDTH, 2 * PREVIEW_HEIGHT))  # sharp on 2x displays too
+    return gray, preview
 
 
 def run(weights_dir: str | Path | None = None) -> None:

@@ -44,15 +44,58 @@ def _parse(data: bytes, name: str, stop_before_pixels: bool):
     import pydicom
 
     try:
-        dataset = pydicom.dcmread(
-            io.BytesIO(data), force=True, stop_before_pixels=stop_before_pixels
-        )
+        source = _Source(data)
+        dataset = pydicom.dcmread(source, force=True, stop_before_pixels=stop_before_pixels)
         _set_transfer_syntax(dataset)
     except MemoryError as exc:
         raise _too_large(name) from exc
     except Exception as exc:  # noqa: BLE001 - pydicom raises many kinds on a damaged file
         raise _corrupt(name) from exc
     return dataset
+
+
+class _ChunkedReader(io.RawIOBase):
+    """Bytes served as a file, copied 1 MB at a time: reading large pixel data lets other
+    threads (the window) run between copies instead of waiting for one long copy."""
+
+    CHUNK = 1 << 20
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__()
+        self._view = memoryview(data)
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: len(self._view)}
+        self._position = max(0, base[whence] + offset)
+        return self._position
+
+    def readinto(self, buffer) -> int:
+        target = memoryview(buffer).cast("B")
+        start = min(self._position, len(self._view))
+        count = min(len(target), len(self._view) - start)
+        for offset in range(0, count, self.CHUNK):
+            end = min(count, offset + self.CHUNK)
+            target[offset:end] = self._view[start + offset : start + end]
+        self._position = start + count
+        return count
+
+
+class _Source:
+    """The file-like object pydicom reads (read, seek, tell) over `_ChunkedReader`."""
+
+    def __init__(self, data: bytes) -> None:
+        reader = io.BufferedReader(_ChunkedReader(data))
+        self.read, self.seek, self.tell = reader.read, reader.seek, reader.tell
 
 
 def _set_transfer_syntax(dataset) -> None:

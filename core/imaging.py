@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageChops, ImageFile, ImageOps, UnidentifiedImageError
 
 from core import errors
-from core.framing import Frame, frame_for
 
 MAX_PIXELS = 60_000_000  # ~7700 x 7700: larger than any radiograph, small enough to be safe
 MAX_FILE_BYTES = 256 * 1024 * 1024  # no radiograph file is this large; refuse before reading it
+BAND_BYTES = 4 << 20  # large images are copied out of Pillow in bands of this size
 MIN_SIDE = 32  # pixels; anything smaller cannot be a diagnostic image
 COLOUR_LIMIT = 0.12  # mean channel spread (0-1 scale) above which an image is a colour photo
 BLANK_SPREAD = 1e-3  # 0.5th-99.5th percentile range (0-1 scale) below which an image is blank
@@ -82,7 +82,9 @@ def read_file_bytes(path: str | Path) -> bytes:
         if info.st_size > MAX_FILE_BYTES:
             raise _file_too_large(path, info.st_size)
         with os.fdopen(descriptor, "rb", closefd=False) as handle:
-            data = handle.read(MAX_FILE_BYTES + 1)
+            data = handle.read(info.st_size + 1)  # one byte more notices a file still growing
+            if len(data) > info.st_size:
+                data += handle.read(MAX_FILE_BYTES + 1 - len(data))
     except OSError as exc:
         raise _path_error(path, exc) from exc
     finally:
@@ -255,11 +257,11 @@ def _jpeg_rows_after_cut(data: bytes, image: Image.Image) -> int:
         other = _open_raster(data + b"\x55" * 256 + _JPEG_END, "")
     except errors.ImageReadError:
         return image.height
-    first, second = np.asarray(image), np.asarray(other)
-    if first.shape != second.shape:
+    try:
+        changed = ImageChops.difference(image, other).getbbox()  # (left, top, right, bottom)
+    except Exception:  # noqa: BLE001 - decodes that cannot be compared: treat rows as missing
         return image.height
-    changed = np.flatnonzero((first != second).reshape(first.shape[0], -1).any(axis=1))
-    return int(first.shape[0] - changed[0]) if changed.size else 0
+    return image.height - changed[1] if changed else 0
 
 
 def _png_declares_no_pixels(data: bytes) -> bool:
@@ -286,7 +288,7 @@ def _to_gray(image: Image.Image, name: str) -> np.ndarray:
         if image.mode in ("RGBA", "LA", "PA"):
             image = image.convert("RGB" if image.mode == "RGBA" else "L")
         if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-            array = np.asarray(image, dtype=np.float32)
+            array = _as_array(image).astype(np.float32)
             if not np.isfinite(array).all():
                 raise _invalid_values(name)
             top = 65535.0 if array.max(initial=0) > 255 else 255.0
@@ -295,7 +297,7 @@ def _to_gray(image: Image.Image, name: str) -> np.ndarray:
             image = image.convert("L")
         if image.mode not in ("L", "RGB"):
             image = image.convert("RGB")
-        array = np.asarray(image)
+        array = _as_array(image)
     except errors.TriageError:
         raise
     except MemoryError as exc:
@@ -311,6 +313,21 @@ def _to_gray(image: Image.Image, name: str) -> np.ndarray:
         total = array.sum(axis=2, dtype=np.uint16)  # the channel mean, without a float RGB copy
         return total.astype(np.float32) / np.float32(3 * 255)
     return array.astype(np.float32) / np.float32(255)
+
+
+def _as_array(image: Image.Image) -> np.ndarray:
+    """`np.asarray(image)`, copied in bands of rows: no single copy of a large image holds up
+    other threads (the window) for long."""
+    rows = max(1, BAND_BYTES // max(1, image.width * len(image.getbands())))
+    if image.height <= rows:
+        return np.asarray(image)
+    bands = [(top, min(image.height, top + rows)) for top in range(0, image.height, rows)]
+    first = np.asarray(image.crop((0, 0, image.width, bands[0][1])))
+    array = np.empty((image.height, *first.shape[1:]), first.dtype)
+    array[: bands[0][1]] = first
+    for top, bottom in bands[1:]:
+        array[top:bottom] = np.asarray(image.crop((0, top, image.width, bottom)))
+    return array
 
 
 def _colour_spread(rgb: np.ndarray) -> float:
@@ -368,7 +385,12 @@ def _stretch_contrast(image: np.ndarray) -> np.ndarray:
     low, high = np.percentile(_sample(image), [0.5, 99.5])
     if high - low < 1e-6:
         return np.zeros_like(image, dtype=np.float32)
-    return np.clip((image - low) / (high - low), 0.0, 1.0).astype(np.float32)
+    stretched = np.empty(image.shape, np.float32)
+    rows = max(1, BAND_BYTES // (8 * image.shape[1]))  # in bands: small temporary arrays
+    for top in range(0, image.shape[0], rows):
+        band = image[top : top + rows]
+        stretched[top : top + rows] = np.clip((band - low) / (high - low), 0.0, 1.0)
+    return stretched
 
 
 def prepare(image: np.ndarray, size: int) -> np.ndarray:
