@@ -415,7 +415,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.json:
             print(json.dumps(_row(result)))
         else:
-            print(f"{name:<48} {_describe(result)}")
+            notes = "".join(f"  [{note}]" for note in result.notes)  # e.g. a file cut short
+            print(f"{name:<48} {_describe(result)}{notes}")
     if not args.json:
         print(
             f"\n{len(groups) - failures} analysed, {failures} failed. Decision support only: "

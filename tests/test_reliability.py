@@ -191,6 +191,18 @@ def test_issue13_batch_with_damaged_dicoms_reports_every_file(tiny_weights, tmp_
     assert sum("error" in row for row in rows) == 4
 
 
+def test_issue13_cut_jpeg_is_analysed_and_the_line_says_so(tiny_weights, tmp_path, capsys):
+    """Reproducer 9: JPEGs lacking only their last bytes were called damaged."""
+    whole = write_image(tmp_path / "whole.jpg", xray_like(300, 400))
+    cut = bad_inputs.write(tmp_path / "cut.jpg", whole.read_bytes()[:-2])
+    code, lines = _cli(capsys, str(cut), "--weights", str(tiny_weights))
+    assert code == 0 and "ERROR" not in lines[0]
+    assert "[The file was cut short; the image is complete.]" in lines[0]
+    code, lines = _cli(capsys, str(cut), "--json", "--weights", str(tiny_weights))
+    assert json.loads(lines[0])["notes"] == ["The file was cut short; the image is complete."]
+    assert predictions.analyze(whole, tiny_weights).notes == ()
+
+
 def test_unexpected_failure_is_reported_and_the_batch_goes_on(
     tiny_weights, tmp_path, capsys, monkeypatch
 ):
