@@ -454,14 +454,12 @@ class FractureApp(ctk.CTk):
             self.banner.grid(row=1, column=0, columnspan=2, padx=16, pady=(8, 0), sticky="ew")
             return
 
-        def warm_up():
+        def load_models():
             from core.engine import get_engine
 
-            engine = get_engine(self.weights_dir)
-            engine.warm_up()
-            return engine
+            return get_engine(self.weights_dir)
 
-        self._run(warm_up, self._on_models_loaded, "Loading the models…", allow_upload=True)
+        self._run(load_models, self._on_models_loaded, "Loading the models…", allow_upload=True)
 
     def _on_models_loaded(self, _engine, error) -> None:
         self._set_busy(False)
