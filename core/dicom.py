@@ -7,6 +7,7 @@ the typed errors in core/errors.py. The size is checked from the header before a
 from __future__ import annotations
 
 import io
+import logging
 
 import numpy as np
 
@@ -40,9 +41,20 @@ def read_dicom(data: bytes, name: str, max_pixels: int) -> tuple[np.ndarray, tup
     return _scaled(values, dataset, name), notes
 
 
-def _parse(data: bytes, name: str, stop_before_pixels: bool):
+def _quiet_pydicom():
+    """pydicom, told not to warn or log about the damage it reads: this module turns every
+    problem into a typed error, so the warnings would only be noise on the console."""
     import pydicom
 
+    pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
+    logger = logging.getLogger("pydicom")
+    if not any(isinstance(handler, logging.NullHandler) for handler in logger.handlers):
+        logger.addHandler(logging.NullHandler())  # no console output unless the app logs
+    return pydicom
+
+
+def _parse(data: bytes, name: str, stop_before_pixels: bool):
+    pydicom = _quiet_pydicom()
     try:
         source = _Source(data)
         dataset = pydicom.dcmread(source, force=True, stop_before_pixels=stop_before_pixels)
