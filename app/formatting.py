@@ -25,8 +25,23 @@ class ResultText:
     offer_bones: bool = False  # no verdict: offer "Analyse as Elbow / Hand / Shoulder"
 
 
-def describe(result: Prediction | StudyPrediction) -> ResultText:
-    """Texts and colour for a result; the verdict is exactly the model's label."""
+def shown_boxes(result: Prediction | StudyPrediction) -> tuple:
+    """The fracture boxes of the image the preview shows (a study's first view)."""
+    return result.images[0].boxes if isinstance(result, StudyPrediction) else result.boxes
+
+
+def boxes_text(result: Prediction | StudyPrediction) -> str:
+    """How many likely fracture regions are boxed, or that none reached the threshold."""
+    boxes = shown_boxes(result)
+    if not boxes:
+        return "No region above the box threshold: no box drawn."
+    regions = "region" if len(boxes) == 1 else "regions"
+    return f"Boxes: {len(boxes)} likely fracture {regions} (top {boxes[0].probability:.0%})."
+
+
+def describe(result: Prediction | StudyPrediction, show_boxes: bool = False) -> ResultText:
+    """Texts and colour for a result; the verdict is exactly the model's label. With
+    `show_boxes`, the detail line also says what the fracture boxes show."""
     note = " ".join(item for item in (result.routing_note, *result.notes) if item)
     if not result.recognised:
         guess = result.model_bone
@@ -49,6 +64,8 @@ def describe(result: Prediction | StudyPrediction) -> ResultText:
         detail += f"; mean of {len(result.paths)} views"
         if not result.views_agree and result.bone_source == FROM_MODEL:
             detail += f"; views disagree on bone type: {', '.join(result.view_bones)}"
+    if show_boxes:
+        detail += f"\n{boxes_text(result)}"
     return ResultText(
         type_text=type_text(result),
         result_text=f"Result: {verdict} ({result.label_confidence:.0%})",

@@ -12,10 +12,11 @@ import customtkinter as ctk
 from PIL import Image
 
 from app.capture import save_screenshot
-from app.formatting import AMBER, DISCLAIMER, default_screenshot_name, describe
+from app.formatting import AMBER, DISCLAIMER, default_screenshot_name, describe, shown_boxes
 from app.info import info_text
 from app.worker import Worker
 from core.errors import ModelError, TriageError
+from core.heatmap import draw_boxes
 from core.imaging import read_xray
 from core.manifest import DEFAULT_WEIGHTS, read_manifest
 from core.models import BONES
@@ -126,8 +127,15 @@ class FractureApp(ctk.CTk):
         self.bone_selector.grid(row=0, column=1, sticky="ew")
         self.predict_button = ctk.CTkButton(controls, text="Predict", command=self.predict)
         self.predict_button.grid(row=1, column=0, columnspan=2, pady=(8, 0), sticky="ew")
-        self.heatmap_switch = ctk.CTkSwitch(side, text="Show heatmap", command=self.toggle_heatmap)
-        self.heatmap_switch.grid(row=3, column=0, padx=12, pady=6, sticky="w")
+        toggles = ctk.CTkFrame(side, fg_color="transparent")
+        toggles.grid(row=3, column=0, padx=12, pady=6, sticky="w")
+        self.heatmap_switch = ctk.CTkSwitch(
+            toggles, text="Show heatmap", command=self.toggle_heatmap
+        )
+        self.heatmap_switch.grid(row=0, column=0, padx=(0, 12), sticky="w")
+        self.boxes_switch = ctk.CTkSwitch(toggles, text="Show boxes", command=self.refresh_preview)
+        self.boxes_switch.select()  # fracture boxes are part of the result unless switched off
+        self.boxes_switch.grid(row=0, column=1, sticky="w")
         self.progress = ctk.CTkProgressBar(side, mode="indeterminate")
         self.status_label = ctk.CTkLabel(side, text="", wraplength=300)
         self.status_label.grid(row=5, column=0, padx=12, pady=2, sticky="w")
@@ -311,9 +319,11 @@ class FractureApp(ctk.CTk):
 
     def toggle_heatmap(self) -> None:
         """Show the Grad-CAM overlay (computed once, when first asked for) or the plain image."""
+        if self._opening:  # a new image is opening: the old result's heatmap must not follow it
+            self.heatmap_switch.deselect()
+            return
         if not self.heatmap_switch.get():
-            if self.preview_image is not None:
-                self._show_preview(self.preview_image)
+            self.refresh_preview()
             return
         if self.result is None:
             self.show_message(
@@ -322,7 +332,7 @@ class FractureApp(ctk.CTk):
             self.heatmap_switch.deselect()
             return
         if self.overlay_image is not None:
-            self._show_preview(self.overlay_image)
+            self.refresh_preview()
             return
         path, bone, weights = self.paths[0], self.result.bone, self.weights_dir
 
@@ -387,6 +397,7 @@ class FractureApp(ctk.CTk):
         for button in (self.upload_button, self.study_button):
             button.configure(state="normal" if allow_upload else state)
         self.heatmap_switch.configure(state=state)
+        self.boxes_switch.configure(state=state)
         self.bone_selector.configure(state="normal" if allow_upload else state)
         for button in self.offer_buttons.values():
             button.configure(state=state)
@@ -422,6 +433,8 @@ class FractureApp(ctk.CTk):
         self.save_button.grid(row=11, column=0, padx=12, pady=(12, 12), sticky="ew")
         if self.heatmap_switch.get():
             self.toggle_heatmap()
+        else:
+            self.refresh_preview()
 
     def _on_heatmap(self, explanation, error) -> None:
         self._set_busy(False)
@@ -430,8 +443,7 @@ class FractureApp(ctk.CTk):
             self._report(error)
             return
         self.overlay_image = explanation.overlay
-        if self.heatmap_switch.get():
-            self._show_preview(self.overlay_image)
+        self.refresh_preview()
 
     def _report(self, error: BaseException) -> None:
         if isinstance(error, TriageError):
@@ -480,6 +492,22 @@ class FractureApp(ctk.CTk):
         self.offer_frame.grid_remove()
         self.save_button.grid_remove()
         self.status_label.configure(text="")
+
+    def refresh_preview(self) -> None:
+        """The X-ray (or its heatmap overlay), with the result's fracture boxes when switched on.
+        With the boxes on and no region above the threshold, the detail line says so."""
+        if self.preview_image is None:
+            return
+        heatmap = self.heatmap_switch.get() and self.overlay_image is not None
+        image = self.overlay_image if heatmap else self.preview_image
+        boxes = shown_boxes(self.result) if self.result is not None else ()
+        if self.boxes_switch.get() and boxes:
+            image = draw_boxes(image, boxes, self.gray.shape)
+        self._show_preview(image)
+        if self.result is not None and self.result.recognised:
+            self.detail_label.configure(
+                text=describe(self.result, self.boxes_switch.get()).detail_text
+            )
 
     def _show_preview(self, image: Image.Image) -> None:
         scale = min(PREVIEW_HEIGHT / image.height, PREVIEW_MAX_WIDTH / image.width)

@@ -41,3 +41,25 @@ def overlay(gray: np.ndarray, heat: np.ndarray, frame: Frame, alpha: float = 0.4
     weight = (alpha * np.clip(heat_full * 1.5 - 0.2, 0, 1))[..., None]
     blended = base * (1 - weight) + colours * weight
     return Image.fromarray(blended.astype(np.uint8), mode="RGB")
+
+
+BOX_COLOUR = (255, 64, 64)
+
+
+def draw_boxes(image: Image.Image, boxes, image_shape: tuple[int, int]) -> Image.Image:
+    """Draw fracture boxes (in the pixels of an image of `image_shape`) with their probability
+    onto a copy of `image`, which may be a scaled preview of that image."""
+    from PIL import ImageDraw
+
+    canvas = image.convert("RGB")
+    scale = canvas.width / image_shape[1]
+    draw = ImageDraw.Draw(canvas)
+    line = max(2, round(canvas.width / 250))
+    for rank, box in enumerate(boxes, start=1):
+        corners = [round(value * scale) for value in (box.x0, box.y0, box.x1, box.y1)]
+        draw.rectangle(corners, outline=BOX_COLOUR, width=line)
+        label = f"{rank}: {box.probability:.0%}"
+        x, y = corners[0], max(0, corners[1] - 14)
+        draw.rectangle(draw.textbbox((x, y), label), fill=(0, 0, 0))
+        draw.text((x, y), label, fill=BOX_COLOUR)
+    return canvas

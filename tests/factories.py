@@ -41,12 +41,14 @@ def make_random_weights(
     favour_bone: str | None = None,
     fracture_logit: float = 0.0,
     separate_fracture_size: int | None = None,
+    box_threshold: float | None = None,
 ) -> Path:
     """Export random networks and heads with a real manifest, through the training code path.
 
     With `favour_bone` the heads' kernels are near zero and their biases decide the outcome: the
     bone type is `favour_bone` (about 95%); every fracture probability is sigmoid(fracture_logit).
-    With `separate_fracture_size` the fracture heads get their own network at that input size.
+    With `separate_fracture_size` the fracture heads get their own network at that input size;
+    with `box_threshold` they draw fracture boxes.
     """
     from training.export import export_network, register_head
 
@@ -72,8 +74,10 @@ def make_random_weights(
         elif favour_bone:
             bias[:] = fracture_logit
         network = "shared" if key == "bone_type" else fracture_network
-        threshold = None if key == "bone_type" else 0.5
-        register_head(folder, key, kernel, bias, network, threshold=threshold, version="test")
+        extra = {} if key == "bone_type" else {"threshold": 0.5}
+        if box_threshold is not None and key != "bone_type":
+            extra["box_threshold"] = box_threshold
+        register_head(folder, key, kernel, bias, network, version="test", **extra)
     return folder
 
 

@@ -9,6 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -52,8 +53,12 @@ def weights(tmp_path_factory):
     """Three weight folders whose outputs are known: fractured hand, normal hand, not recognised."""
     root = tmp_path_factory.mktemp("gui_weights")
     return {
-        "fractured": make_random_weights(root / "f", favour_bone="Hand", fracture_logit=2.0),
-        "normal": make_random_weights(root / "n", favour_bone="Hand", fracture_logit=-2.0),
+        "fractured": make_random_weights(
+            root / "f", favour_bone="Hand", fracture_logit=2.0, box_threshold=0.5
+        ),
+        "normal": make_random_weights(
+            root / "n", favour_bone="Hand", fracture_logit=-2.0, box_threshold=0.5
+        ),
         "other": make_random_weights(root / "o", favour_bone="Other", fracture_logit=2.0),
     }
 
@@ -228,6 +233,26 @@ def test_heatmap_toggle_shows_overlay(display, weights, monkeypatch, tmp_path):
         wait_idle(app)
         assert app.overlay_image is not None and app.overlay_image.mode == "RGB"
         assert recorder.errors == []
+
+
+def test_fracture_boxes_are_drawn_and_switch_off(display, weights, monkeypatch, tmp_path):
+    image = write_image(tmp_path / "hand.png")
+    with running_app(display, weights["fractured"], monkeypatch, open_path=image) as (app, _):
+        upload_and_predict(app)
+        assert len(app.result.boxes) == 1
+        assert "Boxes: 1 likely fracture region" in app.detail_label.cget("text")
+        boxed = app._preview.cget("light_image")
+        app.boxes_switch.deselect()
+        app.refresh_preview()
+        plain = app._preview.cget("light_image")
+        assert plain is app.preview_image and boxed is not plain
+        red = np.asarray(boxed.convert("RGB"), dtype=int)
+        assert ((red[..., 0] > 200) & (red[..., 1] < 100)).any()  # the red box is on the X-ray
+    with running_app(display, weights["normal"], monkeypatch, open_path=image) as (app, _):
+        upload_and_predict(app)
+        assert app.result.boxes == ()
+        assert "No region above the box threshold" in app.detail_label.cget("text")
+        assert app._preview.cget("light_image") is app.preview_image
 
 
 def test_study_mode_reports_mean_of_views(display, weights, monkeypatch, tmp_path):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from app.formatting import AMBER, GREEN, RED, default_screenshot_name, describe
+from app.formatting import AMBER, GREEN, RED, boxes_text, default_screenshot_name, describe
+from core.boxes import Box
 from predictions import CHOSEN, FROM_MODEL, FROM_TAG, Prediction, StudyPrediction
 
 PROBABILITIES = {"Elbow": 0.12, "Hand": 0.29, "Shoulder": 0.09, "Other": 0.50}
@@ -145,3 +146,11 @@ def test_screenshot_name_says_who_set_the_bone():
     model = prediction(recognised=True)
     assert default_screenshot_name(model, now) == "Hand_fractured_20261124-153000.png"
     assert default_screenshot_name(prediction(), now) == "Hand_not-recognised_20261124-153000.png"
+
+
+def test_boxes_sentence_counts_regions_or_says_none():
+    boxed = chosen_elbow(boxes=(Box(1, 2, 30, 40, 0.83), Box(50, 60, 70, 80, 0.61)))
+    assert boxes_text(boxed) == "Boxes: 2 likely fracture regions (top 83%)."
+    assert boxes_text(chosen_elbow()) == "No region above the box threshold: no box drawn."
+    assert "Boxes: 2" in describe(boxed, show_boxes=True).detail_text
+    assert "Boxes" not in describe(boxed).detail_text

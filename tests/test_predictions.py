@@ -187,3 +187,25 @@ def test_a_file_cut_short_is_analysed_and_says_so(tiny_weights, tmp_path):
     assert predictions.analyze(tmp_path / "whole.jpg", tiny_weights).notes == ()
     study = predictions.analyze_study([tmp_path / "cut.jpg", tmp_path / "whole.jpg"], tiny_weights)
     assert len(study.notes) == 1 and study.notes[0].startswith("cut.jpg: ")
+
+
+def test_fracture_boxes_in_image_pixels_and_none_below_threshold(tmp_path, capsys):
+    image = write_image(tmp_path / "hand.png")  # 96 x 128 pixels
+    likely = make_random_weights(
+        tmp_path / "f", favour_bone="Hand", fracture_logit=2.0, box_threshold=0.5
+    )
+    result = predictions.analyze(image, likely)
+    assert len(result.boxes) == 1  # every cell is at sigmoid(2): one region, one box
+    box = result.boxes[0]
+    assert box.probability == pytest.approx(1 / (1 + np.exp(-2.0)), abs=0.01)
+    assert 0 <= box.x0 < box.x1 <= 96 and 0 <= box.y0 < box.y1 <= 128
+    assert (box.x1 - box.x0) * (box.y1 - box.y0) > 0.8 * 96 * 128
+    unlikely = make_random_weights(
+        tmp_path / "n", favour_bone="Hand", fracture_logit=-2.0, box_threshold=0.5
+    )
+    assert predictions.analyze(image, unlikely).boxes == ()
+    assert predictions.main([str(image), "--json", "--weights", str(likely)]) == 0
+    row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert row["boxes"] == [
+        {"x0": box.x0, "y0": box.y0, "x1": box.x1, "y1": box.y1, "probability": box.probability}
+    ]
