@@ -165,12 +165,20 @@ def test_blank_image_gets_no_verdict_in_the_window(display, tiny_weights, monkey
         assert app.result is None and app.result_label.cget("text") == ""
 
 
-def test_predict_waits_while_a_file_opens(display, tiny_weights, monkeypatch, tmp_path):
+def test_predict_and_heatmap_wait_while_a_file_opens(display, tiny_weights, monkeypatch, tmp_path):
+    """While a new file decodes, Enter or the heatmap switch must not act on the old image."""
     image = write_image(tmp_path / "hand.png")
     with running_app(display, tiny_weights, monkeypatch, open_path=image) as (app, recorder):
+        app.upload()
+        app.predict()
+        wait_idle(app)
+        assert app.result is not None
         app._opening = True
         app.predict()
-        assert not app.worker.busy and recorder.messages == []
+        app.heatmap_switch.select()
+        app.toggle_heatmap()
+        assert not app.worker.busy and not app.heatmap_switch.get()
+        assert recorder.messages == [] and recorder.errors == []
         app._opening = False
 
 
