@@ -41,6 +41,7 @@ SETTINGS = settings(
 )
 CI_MUTATIONS = 6_000
 LARGE_MUTATIONS = 60_000
+ANALYSED_MUTATIONS = 400
 SLOW_CASE_SECONDS = 5.0  # one file taking longer than this counts as a hang
 INTERESTING = (0, 1, 0x7F, 0x80, 0xFF, 0x7FFF, 0x8000, 0xFFFF, 0x7FFFFFFF, 0xFFFFFFFF, 12_000)
 GARBAGE_VALUES = (b"ab", b"-1", b"0", b"1e400", b"nan", b"99999999", b"\xff\xfe", b"", b"1\\2\\3")
@@ -270,6 +271,29 @@ def test_large_mutation_campaign(tmp_path):
     outcomes, failures, slowest = campaign(LARGE_MUTATIONS, seed=2026, out_dir=tmp_path)
     print(_report(outcomes, slowest))
     assert not failures, "\n".join(failures[:20])
+
+
+def test_mutated_files_through_the_whole_analysis(tiny_weights, tmp_path):
+    """Mutations that still decode go on through framing, the models and the result: a result
+    or a typed error there too (odd sizes, odd intensities)."""
+    rng = np.random.default_rng(7)
+    pool = seeds()
+    outcomes: Counter = Counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for index in range(ANALYSED_MUTATIONS):
+            name, original = pool[index % len(pool)]
+            path = tmp_path / f"{index}_{name}"
+            path.write_bytes(mutate(original, rng))
+            try:
+                result = predictions.analyze(path, tiny_weights)
+                assert 0.0 <= result.fracture_probability <= 1.0
+                outcomes["result"] += 1
+            except TriageError as error:
+                outcomes[type(error).__name__] += 1
+            path.unlink()
+    print(dict(outcomes))
+    assert outcomes["result"] > ANALYSED_MUTATIONS // 10
 
 
 # ----------------------------------------------------------------------------- random inputs

@@ -236,6 +236,19 @@ def test_eight_threads_give_the_same_answers_as_one(tiny_weights, tmp_path):
     assert threaded == single * 3  # bit-identical, in order
 
 
+@pytest.mark.runslow
+def test_eight_threads_on_200_images(tiny_weights, tmp_path):
+    """The issue's own stress run: 8 threads on 200 images, bit-identical to one thread."""
+    paths = _images(tmp_path, 200)
+    predictions._IMAGES.clear()
+    single = [_answer(predictions.analyze(path, tiny_weights)) for path in paths]
+    predictions._IMAGES.clear()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        threaded = list(pool.map(lambda p: _answer(predictions.analyze(p, tiny_weights)), paths))
+    print(f"8 threads on {len(paths)} images: {sum(map(tuple.__eq__, threaded, single))} equal")
+    assert threaded == single
+
+
 def _rss_mb() -> float:
     """Resident memory of this process now (Linux), in MB."""
     with open("/proc/self/statm") as handle:
