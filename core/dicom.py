@@ -36,7 +36,7 @@ def read_dicom(data: bytes, name: str, max_pixels: int) -> tuple[np.ndarray, tup
             "Open the image series instead.",
         )
     _check_header(dataset, name, max_pixels)
-    pixels = _decode(dataset, name)
+    pixels = _decode(dataset, name, max_pixels)
     values, notes = _apply_luts(pixels, dataset, name)
     return _scaled(values, dataset, name), notes
 
@@ -181,7 +181,7 @@ def _check_header(dataset, name: str, max_pixels: int) -> None:
         )
 
 
-def _decode(dataset, name: str) -> np.ndarray:
+def _decode(dataset, name: str, max_pixels: int) -> np.ndarray:
     from pydicom.pixels import get_decoder
 
     syntax = dataset.file_meta.TransferSyntaxUID
@@ -195,12 +195,73 @@ def _decode(dataset, name: str) -> np.ndarray:
             f"({_syntax(syntax)}).",
             "Export it uncompressed or as PNG.",
         )
+    _check_embedded_size(dataset, name, max_pixels)
     try:
         return dataset.pixel_array
     except MemoryError as exc:
         raise _too_large(name) from exc
     except Exception as exc:  # noqa: BLE001 - a decoder failure means damaged pixel data
         raise _corrupt(name) from exc
+
+
+def _check_embedded_size(dataset, name: str, max_pixels: int) -> None:
+    """A JPEG or JPEG 2000 frame inside the file is decoded at the size its own header gives,
+    whatever Rows and Columns say: it must say the same (checked before decoding)."""
+    try:
+        if not dataset.file_meta.TransferSyntaxUID.is_encapsulated:
+            return
+        size = _codestream_size(_first_fragment(dataset["PixelData"].value))
+        expected = (_number(dataset, "Rows", name), _number(dataset, "Columns", name))
+    except errors.TriageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - an unreadable encapsulation is damage
+        raise _corrupt(name) from exc
+    if size is None or size == expected or size[0] == 0:  # 0 rows: the height comes later
+        return
+    rows, columns = size
+    if rows * columns > max_pixels:
+        raise _too_large(name, columns, rows)
+    raise _corrupt(name)  # the file contradicts itself
+
+
+def _first_fragment(pixel_data: bytes) -> bytes:
+    """The first fragment of encapsulated pixel data (after the basic offset table item)."""
+    view = memoryview(pixel_data)
+    offset_table = int.from_bytes(view[4:8], "little")
+    start = 8 + offset_table
+    if bytes(view[start : start + 4]) != b"\xfe\xff\x00\xe0":
+        raise ValueError("no fragment item")
+    length = int.from_bytes(view[start + 4 : start + 8], "little")
+    return bytes(view[start + 8 : start + 8 + min(length, 1 << 16)])  # the headers are early
+
+
+_SOF_MARKERS = set(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC} | {0xF7}  # incl. JPEG-LS
+
+
+def _codestream_size(fragment: bytes) -> tuple[int, int] | None:
+    """(rows, columns) from a JPEG frame header or a JPEG 2000 SIZ segment; None if neither."""
+    if fragment[:4] == b"\xff\x4f\xff\x51":  # JPEG 2000 codestream: SOC, then SIZ
+        x_size, y_size, x_offset, y_offset = (
+            int.from_bytes(fragment[8 + 4 * i : 12 + 4 * i], "big") for i in range(4)
+        )
+        return y_size - y_offset, x_size - x_offset
+    if fragment[:2] != b"\xff\xd8":
+        return None
+    at = 2
+    while at + 4 <= len(fragment):
+        if fragment[at] != 0xFF:
+            return None
+        marker = fragment[at + 1]
+        if marker == 0xFF or marker == 0x01 or 0xD0 <= marker <= 0xD8:
+            at += 1 if marker == 0xFF else 2
+            continue
+        if marker in _SOF_MARKERS:
+            rows = int.from_bytes(fragment[at + 5 : at + 7], "big")
+            return rows, int.from_bytes(fragment[at + 7 : at + 9], "big")
+        if marker == 0xDA:  # scan data before any frame header
+            return None
+        at += 2 + int.from_bytes(fragment[at + 2 : at + 4], "big")
+    return None
 
 
 def _syntax(syntax) -> str:

@@ -3,6 +3,7 @@ pydicom failure, sizes checked from the header before decoding)."""
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -223,6 +224,13 @@ def _syntax(uid: str) -> bytes:
     return fixed[:140] + meta_length.to_bytes(4, "little") + fixed[144:]
 
 
+def _jpeg_frame_size(rows: int, columns: int) -> bytes:
+    """A JPEG Baseline DICOM (64 x 64) whose embedded JPEG's own header claims another size."""
+    data = dicom_bytes(gradient().astype(np.uint8), JPEGBaseline8Bit)
+    at = data.index(b"\xff\xc0")
+    return data[: at + 5] + struct.pack(">HH", rows, columns) + data[at + 9 :]
+
+
 BAD_DICOM = {
     "frames-times-size-over-budget": (
         lambda: dicom_bytes(np.zeros((20, 2000, 2000), np.uint8), bits=8),
@@ -289,6 +297,16 @@ BAD_DICOM = {
             b"\x02\x00\x00\x00\x40\x00\x00\x00",
             b"\x02\x00\x00\x00\xff\xff\xff\x7f",
         ),
+        errors.CorruptImageError,
+        "damaged",
+    ),
+    "embedded-jpeg-claims-12000-px": (
+        lambda: _jpeg_frame_size(12_000, 12_000),
+        errors.ImageTooLargeError,
+        "12000 x 12000 pixels",
+    ),
+    "embedded-jpeg-size-contradicts-header": (
+        lambda: _jpeg_frame_size(80, 80),
         errors.CorruptImageError,
         "damaged",
     ),
