@@ -152,3 +152,15 @@ def test_crops_elsewhere_are_centred_on_bone_when_asked(tmp_path):
     # 96 x 128 images fill model x 8-56; their 'bone' (middle third) is model x 24-40
     assert share_on_bone(1.0) > 0.95
     assert share_on_bone(0.0) < 0.75  # uniform over the content: about 28 / 48
+
+
+def test_whole_images_alternate_fractured_and_keep_their_masks(tmp_path):
+    data = write_fracatlas(tmp_path / "atlas")
+    records, _ = load_fracatlas(data, regions_csv=None)
+    cache = fd.build_cache(records, data, tmp_path / "cache", size=64)
+    settings = fd.CropSettings(crop=32, flips=False, exposure=False)
+    images, masks, rows = fd.CropSampler(cache, range(len(records)), settings, seed=0).whole(4)
+    assert images.shape == (4, 64, 64, 3) and masks.shape == (4, 4, 4)
+    assert cache.meta[rows[0]]["label"] == 1 and cache.meta[rows[2]]["label"] == 1
+    np.testing.assert_array_equal(images[0, :, :, 0], cache.images[rows[0]])
+    np.testing.assert_array_equal(masks[0], fd.cell_mask(cache.mask(rows[0])))

@@ -235,7 +235,7 @@ class CropSampler:
             index = int(self.rng.choice(self.fractured, p=self.fractured_weights))
             boxes = self.cache.meta[index]["model_boxes"]
             x0, y0, x1, y1 = boxes[self.rng.integers(len(boxes))]
-            margin = max(0.0, s.crop / 2 - 2 * s.stride)
+            margin = max(0.0, s.crop / 2 - 1.5 * s.stride)
             cx = (x0 + x1) / 2 + self.rng.uniform(-margin, margin)
             cy = (y0 + y1) / 2 + self.rng.uniform(-margin, margin)
         else:
@@ -281,6 +281,28 @@ class CropSampler:
         crops, masks, rows = zip(*(self.sample() for _ in range(size)), strict=True)
         images = np.repeat(np.stack(crops)[..., None], 3, axis=3)
         return images, np.stack(masks), np.array(rows)
+
+    def whole(self, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`size` whole prepared images (half of them fractured), flipped and exposure-jittered:
+        (size, S, S, 3) float32 [0, 255], (size, S / stride, S / stride) cell masks, rows."""
+        images, masks, rows = [], [], []
+        for k in range(size):
+            fractured = self.fractured.size and k % 2 == 0
+            if fractured:
+                index = int(self.rng.choice(self.fractured, p=self.fractured_weights))
+            else:
+                index = int(self.rng.choice(self.indices, p=self.weights))
+            image, mask = np.asarray(self.cache.images[index]), self.cache.mask(index)
+            if self.settings.flips and self.rng.random() < 0.5:
+                image, mask = image[:, ::-1], mask[:, ::-1]
+            pixels = image.astype(np.float32)
+            if self.settings.exposure:
+                pixels = exposure(pixels, self.rng)
+            images.append(pixels)
+            masks.append(cell_mask(np.ascontiguousarray(mask), self.settings.stride))
+            rows.append(index)
+        stacked = np.repeat(np.stack(images)[..., None], 3, axis=3)
+        return stacked, np.stack(masks), np.array(rows)
 
 
 def warp(

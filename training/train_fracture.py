@@ -298,6 +298,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--r", type=float, default=5.0)
     parser.add_argument("--cell-pos-weight", type=float, default=10.0)
     parser.add_argument("--bone-weight", type=float, default=0.5)
+    parser.add_argument("--whole-every", type=int, default=3, help="whole-image step every N")
+    parser.add_argument("--whole-batch", type=int, default=2, help="whole images per such step")
     parser.add_argument("--delta-l2", type=float, default=1e-2)
     parser.add_argument("--max-minutes", type=float, default=55.0, help="training time, all runs")
     parser.add_argument("--stop-at", default=None, help="UTC HH:MM after which training stops")
@@ -439,6 +441,9 @@ def main(argv: list[str] | None = None) -> int:
             optimizer.learning_rate.assign(learning_rate(args, state["step"], total_steps, minutes))
             images, masks, rows = sampler.batch(args.batch)
             shared, bone = train_step(images, masks, np.array([bone_of[i] for i in rows]))
+            if args.whole_every and state["step"] % args.whole_every == 0:
+                images, masks, rows = sampler.whole(args.whole_batch)
+                train_step(images, masks, np.array([bone_of[i] for i in rows]))
             sums += (float(shared), float(bone))
             steps += 1
             state["step"] += 1
