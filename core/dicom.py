@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import io
 import logging
+import zlib
 
 import numpy as np
 
 from core import errors
 
+MAX_INFLATED_BYTES = 256 * 1024 * 1024  # a Deflated dataset may not inflate beyond this
+DEFLATED_UID = b"1.2.840.10008.1.2.1.99"
 WINDOW_IGNORED = "The display window stored in the DICOM file is invalid; the full range is shown."
 _SAMPLE_COUNTS = (1, 3)
 _BIT_DEPTHS = (1, 8, 16, 32, 64)
@@ -24,6 +27,7 @@ def read_dicom(data: bytes, name: str, max_pixels: int) -> tuple[np.ndarray, tup
     Refuses, before decoding, an image of more than `max_pixels` pixels over all its frames.
     Returns the pixels and notes for the reader.
     """
+    _check_inflated_size(data, name)
     header = _parse(data, name, stop_before_pixels=True)
     if _has(header, "Rows") or _has(header, "Columns"):
         _check_header(header, name, max_pixels)
@@ -39,6 +43,27 @@ def read_dicom(data: bytes, name: str, max_pixels: int) -> tuple[np.ndarray, tup
     pixels = _decode(dataset, name, max_pixels)
     values, notes = _apply_luts(pixels, dataset, name)
     return _scaled(values, dataset, name), notes
+
+
+def _check_inflated_size(data: bytes, name: str) -> None:
+    """A Deflated file is inflated whole by pydicom, even to read its header: count the
+    inflated size first (in bounded steps) so a small file cannot expand without limit."""
+    meta = data[:4096]
+    if DEFLATED_UID not in meta or meta[128:132] != b"DICM" or meta[136:138] != b"UL":
+        return
+    body = memoryview(data)[144 + int.from_bytes(meta[140:144], "little") :]
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    total, pending = 0, body
+    try:
+        while True:
+            total += len(inflater.decompress(pending, 1 << 20))
+            pending = inflater.unconsumed_tail
+            if total > MAX_INFLATED_BYTES:
+                raise _too_large(name)
+            if not pending:
+                break
+    except zlib.error as exc:
+        raise _corrupt(name) from exc
 
 
 def _quiet_pydicom():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -177,3 +178,12 @@ def _meta_end(data: bytes) -> int:
 def jpeg_cut(data: bytes, missing: int) -> bytes:
     """A JPEG file missing its last `missing` bytes."""
     return data[:-missing]
+
+
+def deflate_bomb(inflated_bytes: int = 300 * 1024 * 1024) -> bytes:
+    """A Deflated Explicit VR Little Endian file whose small body inflates to `inflated_bytes`."""
+    good = dicom_bytes(xray_array(64, 64), DeflatedExplicitVRLittleEndian)
+    packer = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    chunk = b"\0" * (1 << 20)
+    body = b"".join(packer.compress(chunk) for _ in range(inflated_bytes >> 20))
+    return good[: _meta_end(good)] + body + packer.flush()

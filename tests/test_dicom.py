@@ -194,6 +194,23 @@ def test_issue13_rle_dicom_of_12000_pixels_is_refused_from_its_header(tmp_path, 
         read_xray(write(tmp_path / "bomb.dcm", data))
 
 
+def test_deflated_dicom_that_inflates_too_far_is_refused_before_inflating(monkeypatch):
+    """pydicom inflates a Deflated file whole; the size is counted first, in bounded steps
+    (the limit is lowered here so the test stays fast)."""
+    from core import dicom
+
+    monkeypatch.setattr(dicom, "MAX_INFLATED_BYTES", 8 * 1024 * 1024)
+    data = bad_inputs.deflate_bomb(16 * 1024 * 1024)
+    assert len(data) < 40_000
+
+    def no_inflating(*_args, **_kwargs):
+        raise AssertionError("pydicom was asked to read it")
+
+    monkeypatch.setattr("pydicom.dcmread", no_inflating)
+    with pytest.raises(errors.ImageTooLargeError, match="too large to open safely"):
+        decode_xray(data, "bomb.dcm")
+
+
 def test_issue13_uncompressed_8000_square_dicom_is_refused(tmp_path):
     """Reproducer 4: 8,000 x 8,000 uncompressed passed the raster limit before."""
     assert MAX_PIXELS < 8000 * 8000
