@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageChops, ImageFile, ImageOps, UnidentifiedImageError
 
 from core import errors
+from core.framing import Frame, frame_for
 
 MAX_PIXELS = 60_000_000  # ~7700 x 7700: larger than any radiograph, small enough to be safe
 MAX_FILE_BYTES = 256 * 1024 * 1024  # no radiograph file is this large; refuse before reading it
