@@ -133,27 +133,65 @@ def edit_manifest(folder: Path, change) -> None:
     (folder / "manifest.json").write_text(json.dumps(raw))
 
 
-def replace_network(folder: Path, data: bytes) -> None:
-    (folder / "shared.int8.tflite").write_bytes(data)
-    digest = sha256_file(folder / "shared.int8.tflite")
-    edit_manifest(folder, lambda raw: raw["networks"]["shared"].update(sha256=digest))
+def replace_model_file(folder: Path, name: str, data: bytes) -> None:
+    """Overwrite a model file and give the manifest its new checksum (so only content is bad)."""
+    (folder / name).write_bytes(data)
+    digest = sha256_file(folder / name)
+
+    def update(raw):
+        for entry in [*raw["networks"].values(), *raw["heads"].values()]:
+            if entry["file"] == name:
+                entry["sha256"] = digest
+
+    edit_manifest(folder, update)
+
+
+def npz_bytes(folder: Path, **arrays) -> bytes:
+    np.savez(folder / "made.npz", **arrays)
+    return (folder / "made.npz").read_bytes()
+
+
+def test_missing_weights_folder(tmp_path, sample_png):
+    with pytest.raises(errors.WeightsFolderMissingError, match="is missing"):
+        predictions.analyze(sample_png, tmp_path / "nowhere")
+
+
+def test_missing_manifest(tmp_path, sample_png):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(errors.ManifestError):
+        predictions.analyze(sample_png, tmp_path / "empty")
+
+
+@pytest.mark.parametrize("name", ["fracture_hand_head.npz", "shared.int8.tflite"])
+def test_missing_model_file(weights_copy, sample_png, name):
+    (weights_copy / name).unlink()
+    with pytest.raises(errors.ModelFileMissingError, match=name):
+        predictions.analyze(sample_png, weights_copy)
+
+
+@pytest.mark.parametrize("name", ["bone_type_head.npz", "shared.int8.tflite"])
+def test_checksum_mismatch(weights_copy, sample_png, name):
+    with (weights_copy / name).open("ab") as handle:
+        handle.write(b"tampered")
+    with pytest.raises(errors.ChecksumMismatchError, match="checksum"):
+        predictions.analyze(sample_png, weights_copy)
 
 
 def test_network_file_that_is_not_a_model(weights_copy, sample_png):
-    replace_network(weights_copy, b"PK\x03\x04 this is a zip, not a network" * 50)
+    replace_model_file(weights_copy, "shared.int8.tflite", b"PK\x03\x04 a zip, not a network" * 50)
     with pytest.raises(errors.InvalidModelFileError, match="not a LiteRT model"):
         predictions.analyze(sample_png, weights_copy)
 
 
 def test_truncated_network_whose_checksum_matches(weights_copy, sample_png):
     data = (weights_copy / "shared.int8.tflite").read_bytes()
-    replace_network(weights_copy, data[: len(data) // 2])
+    replace_model_file(weights_copy, "shared.int8.tflite", data[: len(data) // 2])
     with pytest.raises(errors.InvalidModelFileError):
         predictions.analyze(sample_png, weights_copy)
 
 
 def test_network_with_the_wrong_input_shape(weights_copy, sample_png):
-    replace_network(weights_copy, convert(tiny_network(24), None))
+    replace_model_file(weights_copy, "shared.int8.tflite", convert(tiny_network(24), None))
     with pytest.raises(errors.InvalidModelFileError, match=r"its input is \[\(1, 24, 24, 3\)\]"):
         predictions.analyze(sample_png, weights_copy)
 
@@ -163,24 +201,35 @@ def test_network_with_two_outputs(weights_copy, sample_png):
 
     single = tiny_network(32)
     double = keras.Model(single.input, [single.output, single.layers[-2].output])
-    replace_network(weights_copy, convert(double, None))
+    replace_model_file(weights_copy, "shared.int8.tflite", convert(double, None))
     with pytest.raises(errors.InvalidModelFileError, match="2 outputs, expected 1"):
         predictions.analyze(sample_png, weights_copy)
 
 
-def test_network_checksum_mismatch(weights_copy, sample_png):
-    with (weights_copy / "shared.int8.tflite").open("ab") as handle:
-        handle.write(b"\0")
-    with pytest.raises(errors.ChecksumMismatchError, match="checksum"):
+def test_head_that_is_not_a_model_file(weights_copy, sample_png):
+    replace_model_file(weights_copy, "fracture_hand_head.npz", b"not a model at all" * 100)
+    with pytest.raises(errors.InvalidModelFileError, match="not a model file"):
         predictions.analyze(sample_png, weights_copy)
 
 
-def test_head_with_invalid_numbers(weights_copy, sample_png):
-    kernel = np.full((16, 1), np.nan, np.float32)
-    np.savez(weights_copy / "fracture_hand_head.npz", kernel=kernel, bias=np.zeros(1))
-    digest = sha256_file(weights_copy / "fracture_hand_head.npz")
-    edit_manifest(weights_copy, lambda raw: raw["heads"]["fracture_hand"].update(sha256=digest))
+def test_head_of_the_wrong_shape(weights_copy, sample_png, tmp_path):
+    data = npz_bytes(tmp_path, kernel=np.zeros((10, 1)), bias=np.zeros(1))
+    replace_model_file(weights_copy, "fracture_elbow_head.npz", data)
+    with pytest.raises(errors.InvalidModelFileError, match="not a head"):
+        predictions.analyze(sample_png, weights_copy)
+
+
+def test_head_with_invalid_numbers(weights_copy, sample_png, tmp_path):
+    data = npz_bytes(tmp_path, kernel=np.full((16, 1), np.nan, np.float32), bias=np.zeros(1))
+    replace_model_file(weights_copy, "fracture_hand_head.npz", data)
     with pytest.raises(errors.InvalidModelFileError, match="invalid numbers"):
+        predictions.analyze(sample_png, weights_copy)
+
+
+def test_pickled_object_arrays_are_never_loaded(weights_copy, sample_png, tmp_path):
+    data = npz_bytes(tmp_path, kernel=np.array([{"a": 1}], dtype=object), bias=np.zeros(1))
+    replace_model_file(weights_copy, "bone_type_head.npz", data)
+    with pytest.raises(errors.InvalidModelFileError):
         predictions.analyze(sample_png, weights_copy)
 
 

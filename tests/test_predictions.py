@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -106,68 +105,6 @@ def test_models_load_once(tiny_weights, sample_png, monkeypatch):
     predictions.analyze(sample_png, tiny_weights)
     predictions.analyze(sample_png, tiny_weights)
     assert built == []
-
-
-@pytest.fixture()
-def weights_copy(tiny_weights, tmp_path):
-    engine.clear_cache()
-    copy = tmp_path / "weights"
-    shutil.copytree(tiny_weights, copy)
-    yield copy
-    engine.clear_cache()
-
-
-def test_missing_weights_folder(tmp_path, sample_png):
-    with pytest.raises(errors.WeightsFolderMissingError, match="is missing"):
-        predictions.analyze(sample_png, tmp_path / "nowhere")
-
-
-def test_missing_manifest(tmp_path, sample_png):
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(errors.ManifestError):
-        predictions.analyze(sample_png, tmp_path / "empty")
-
-
-def test_missing_model_file(weights_copy, sample_png):
-    (weights_copy / "fracture_hand_head.npz").unlink()
-    with pytest.raises(errors.ModelFileMissingError, match="fracture_hand_head.npz"):
-        predictions.analyze(sample_png, weights_copy)
-
-
-def test_checksum_mismatch(weights_copy, sample_png):
-    with (weights_copy / "bone_type_head.npz").open("ab") as handle:
-        handle.write(b"tampered")
-    with pytest.raises(errors.ChecksumMismatchError, match="checksum"):
-        predictions.analyze(sample_png, weights_copy)
-
-
-def _replace_file(folder, name, data: bytes):
-    (folder / name).write_bytes(data)
-    raw = json.loads((folder / "manifest.json").read_text())
-    for entry in [*raw["networks"].values(), *raw["heads"].values()]:
-        if entry["file"] == name:
-            entry["sha256"] = sha256_file(folder / name)
-    (folder / "manifest.json").write_text(json.dumps(raw))
-
-
-def test_weight_file_that_is_not_a_model(weights_copy, sample_png):
-    _replace_file(weights_copy, "shared.int8.tflite", b"not a model at all" * 100)
-    with pytest.raises(errors.InvalidModelFileError, match="not a LiteRT model"):
-        predictions.analyze(sample_png, weights_copy)
-
-
-def test_head_of_the_wrong_shape(weights_copy, sample_png, tmp_path):
-    np.savez(tmp_path / "wrong.npz", kernel=np.zeros((10, 1)), bias=np.zeros(1))
-    _replace_file(weights_copy, "fracture_elbow_head.npz", (tmp_path / "wrong.npz").read_bytes())
-    with pytest.raises(errors.InvalidModelFileError, match="not a head"):
-        predictions.analyze(sample_png, weights_copy)
-
-
-def test_pickled_object_arrays_are_never_loaded(weights_copy, sample_png, tmp_path):
-    np.savez(tmp_path / "evil.npz", kernel=np.array([{"a": 1}], dtype=object), bias=np.zeros(1))
-    _replace_file(weights_copy, "bone_type_head.npz", (tmp_path / "evil.npz").read_bytes())
-    with pytest.raises(errors.InvalidModelFileError):
-        predictions.analyze(sample_png, weights_copy)
 
 
 def test_manifest_lists_checksums_classes_and_sizes(tiny_weights):
