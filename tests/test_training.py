@@ -91,10 +91,28 @@ def test_train_reload_and_evaluate(mura, tmp_path, capsys):
     assert read_manifest(out).recognition_threshold == 0.9
     assert read_manifest(out).bone_type.sha256 != manifest.bone_type.sha256
 
+    # The seed's shape: a whole network fine-tuned for one bone drops into the manifest.
+    elbow_run = [
+        "--epochs",
+        "1",
+        "--init",
+        "none",
+        "--limit",
+        "8",
+        "--run-dir",
+        str(tmp_path / "e"),
+    ]
+    assert train.main(["backbone", *common, "--bone", "elbow", *elbow_run]) == 0
+    routed = read_manifest(out)
+    assert routed.fracture["Elbow"].network == "elbow_network"
+    assert routed.fracture["Hand"].network == routed.bone_type.network == "shared"
+    assert routed.fracture["Hand"].sha256 == after.fracture["Hand"].sha256
+
     engine.clear_cache()
     records, _ = datasets.load_mura(mura, "valid")
     result = predictions.analyze(records[0].path, out)
     assert result.bone in ("Elbow", "Hand", "Shoulder")
+    assert predictions.analyze(records[0].path, out, bone="elbow").bone_source == "chosen"
 
     report_dir = tmp_path / "report"
     assert (

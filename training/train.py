@@ -596,7 +596,9 @@ def export_bone_network(options: Options, splits, result) -> None:
     name = f"{bone.lower()}_network"
     info = provenance(options, splits, result["minutes"])
     info["init"] = result["init"]
-    _, val_fracture = predict_heads(result["model"], splits["val"], options)
+    val_fracture = np.zeros(0)
+    if splits["val"]:
+        _, val_fracture = predict_heads(result["model"], splits["val"], options)
     export_network(
         result["backbone"],
         out,
