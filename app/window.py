@@ -339,7 +339,9 @@ class FractureApp(ctk.CTk):
         def job():
             import predictions
 
-            return predictions.explain(path, bone, weights)
+            overlay = predictions.explain(path, bone, weights).overlay
+            overlay.thumbnail(self.preview_image.size)  # scaled here, not on the Tk thread
+            return overlay
 
         self._run(job, self._on_heatmap, "Computing the heatmap…")
 
@@ -436,13 +438,13 @@ class FractureApp(ctk.CTk):
         else:
             self.refresh_preview()
 
-    def _on_heatmap(self, explanation, error) -> None:
+    def _on_heatmap(self, overlay, error) -> None:
         self._set_busy(False)
         if error is not None:
             self.heatmap_switch.deselect()
             self._report(error)
             return
-        self.overlay_image = explanation.overlay
+        self.overlay_image = overlay
         self.refresh_preview()
 
     def _report(self, error: BaseException) -> None:
