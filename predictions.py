@@ -224,14 +224,14 @@ def _prediction(path: str, raw, engine, route: _Route, image, seconds: float) ->
 
 def _boxes(engine, raw, bone: str, shape) -> tuple:
     """The most likely fracture regions in image pixels (none if the head has no box threshold)."""
-    box_threshold = engine.manifest.fracture[bone].details.get("box_threshold")
+    box_threshold = engine.manifest.fracture[bone].box_threshold
     if box_threshold is None:
         return ()
     from core.boxes import boxes_from_map
     from core.heads import sigmoid
 
     probabilities = sigmoid(raw.fracture_maps[bone])
-    return boxes_from_map(probabilities, raw.fracture_frames[bone], shape, float(box_threshold))
+    return boxes_from_map(probabilities, raw.fracture_frames[bone], shape, box_threshold)
 
 
 def analyze_study(

@@ -53,6 +53,7 @@ class HeadEntry:
     pooling: str = "mean"
     pooling_r: float = 1.0
     threshold: float | None = None
+    box_threshold: float | None = None  # cells above it become fracture boxes (None: no boxes)
     version: str = ""
     details: dict[str, Any] = field(default_factory=dict, compare=False)
 
@@ -183,8 +184,9 @@ def _head(key: str, raw: dict[str, Any], networks: dict[str, NetworkEntry]) -> H
     pooling_r = float(raw.get("pooling_r", 1.0))
     if not math.isfinite(pooling_r) or pooling_r <= 0:
         raise ValueError(f"head '{key}' has pooling_r {pooling_r!r}")
-    threshold = raw.get("threshold")
-    known = {"network", "file", "sha256", "classes", "pooling", "pooling_r", "threshold", "version"}
+    threshold, box_threshold = raw.get("threshold"), raw.get("box_threshold")
+    known = {"network", "file", "sha256", "classes", "pooling", "pooling_r", "version"}
+    known |= {"threshold", "box_threshold"}
     return HeadEntry(
         name=key,
         network=raw["network"],
@@ -194,6 +196,7 @@ def _head(key: str, raw: dict[str, Any], networks: dict[str, NetworkEntry]) -> H
         pooling=pooling,
         pooling_r=pooling_r,
         threshold=None if threshold is None else _probability(threshold, key),
+        box_threshold=None if box_threshold is None else _probability(box_threshold, f"{key} box"),
         version=str(raw.get("version", "")),
         details={name: value for name, value in raw.items() if name not in known},
     )

@@ -237,6 +237,7 @@ BAD_MANIFEST_VALUES = {
     "threshold_nan": lambda r: r["heads"]["fracture_hand"].update(threshold=float("nan")),
     "threshold_two": lambda r: r["heads"]["fracture_hand"].update(threshold=2.0),
     "threshold_zero": lambda r: r["heads"]["fracture_elbow"].update(threshold=0.0),
+    "box_threshold_nan": lambda r: r["heads"]["fracture_hand"].update(box_threshold=float("nan")),
     "recognition_nan": lambda r: r.update(recognition_threshold=float("nan")),
     "input_size_zero": lambda r: r["networks"]["shared"].update(input_size=0),
     "input_size_negative": lambda r: r["networks"]["shared"].update(input_size=-32),
