@@ -37,3 +37,13 @@ def test_choice_uses_the_shared_head_where_a_bone_is_too_small_and_finds_boxes(t
     assert figures["top_box_hit_rate"] == 1.0 and figures["false_boxes_per_normal_image"] == 0.0
     report = fr.split_report(split, cache, choice, shipped=None)
     assert report["auroc"]["all regions"]["auroc"] == 1.0
+
+
+def test_pooling_is_chosen_by_validation_auroc():
+    logits = np.full((4, 4, 4, 4), -1.0, dtype=np.float32)  # two fractured images: all cells -1
+    logits[2:] = -3.0
+    logits[2:, 0, 0] = 5.0  # two normal images: mean -2.5, but one confident cell
+    meta = [{"label": label, "bone": "Other"} for label in (1, 1, 0, 0)]
+    pooling, r, tried = fr.choose_pooling({"logits": logits, "rows": [0, 1, 2, 3], "meta": meta})
+    assert (pooling, r) == ("mean", 1.0)
+    assert tried["mean r=1"] == 1.0 and tried["lse r=10"] == 0.0

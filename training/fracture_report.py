@@ -80,6 +80,20 @@ def youden_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
     return best
 
 
+POOLINGS = (("lse", 2.0), ("lse", 5.0), ("lse", 10.0), ("mean", 1.0))
+
+
+def choose_pooling(val: dict, candidates=POOLINGS) -> tuple[str, float, dict]:
+    """The pooling with the highest validation AUROC over all regions (shared head)."""
+    labels = np.array([m["label"] for m in val["meta"]])
+    figures = {
+        f"{pooling} r={r:g}": metrics.auroc(labels, scores_of(val, {}, pooling, r))
+        for pooling, r in candidates
+    }
+    best = max(range(len(candidates)), key=lambda k: np.nan_to_num(list(figures.values())[k]))
+    return candidates[best][0], candidates[best][1], figures
+
+
 def choose(val: dict, cache, pooling: str, r: float) -> dict:
     """On validation only: per bone, its own head or the shared one (its own only if its AUROC is
     at least the shared head's on enough images); per-bone
@@ -222,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run", type=Path, required=True)
     parser.add_argument("--cache", type=Path, default=None)
     parser.add_argument("--weights", type=Path, default=ROOT / "weights", help="shipped model")
-    parser.add_argument("--pooling", default="lse")
+    parser.add_argument("--pooling", default="auto", help="lse, mean or auto (best on val)")
     parser.add_argument("--r", type=float, default=5.0)
     parser.add_argument("--test", action="store_true", help="also report the test split")
     args = parser.parse_args(argv)
@@ -233,7 +247,12 @@ def main(argv: list[str] | None = None) -> int:
     out = args.run / "report"
     out.mkdir(parents=True, exist_ok=True)
     val = load_split(args.run, cache, "val")
-    choice = choose(val, cache, args.pooling, args.r)
+    if args.pooling == "auto":
+        pooling, r, tried = choose_pooling(val)
+        print(f"pooling on validation: {tried} -> {pooling} r={r:g}", flush=True)
+    else:
+        pooling, r, tried = args.pooling, args.r, {}
+    choice = {**choose(val, cache, pooling, r), "pooling_tried_on_val": tried}
     (out / "choice.json").write_text(json.dumps(choice, indent=1, default=float))
     splits, _ = datasets.load_splits("fracatlas", args.data)
     report = {"choice": choice}
