@@ -224,7 +224,7 @@ def _prediction(path: str, raw, engine, route: _Route, image, seconds: float) ->
 
 def _boxes(engine, raw, bone: str, shape) -> tuple:
     """The most likely fracture regions in image pixels (none if the head has no box threshold)."""
-    box_threshold = engine.manifest.fracture[bone].box_threshold
+    box_threshold = engine.manifest.map_of(bone).box_threshold
     if box_threshold is None:
         return ()
     from core.boxes import boxes_from_map

@@ -25,8 +25,8 @@ class RawOutput:
 
     bone_probabilities: dict[str, float]
     fracture_probabilities: dict[str, float]
-    fracture_maps: dict[str, np.ndarray]  # bone -> (h, w) cell logits of its fracture head
-    fracture_frames: dict[str, Frame]  # bone -> geometry of its fracture network's input
+    fracture_maps: dict[str, np.ndarray]  # bone -> (h, w) cell logits of its map head
+    fracture_frames: dict[str, Frame]  # bone -> geometry of that map's network input
     features: dict[str, np.ndarray]  # network name -> (h, w, C) feature map
 
 
@@ -62,11 +62,12 @@ class Engine:
         bone = softmax(bone_logits)
         fracture, maps, fracture_frames = {}, {}, {}
         for name, entry in manifest.fracture.items():
-            head = self.heads[entry.name]
-            fmap = features[entry.network]
-            fracture[name] = float(sigmoid(head.logits(fmap))[0])
-            maps[name] = head.cell_logits(fmap)[..., 0]
-            fracture_frames[name] = frames[entry.network]
+            fracture[name] = float(
+                sigmoid(self.heads[entry.name].logits(features[entry.network]))[0]
+            )
+            located = manifest.map_of(name)
+            maps[name] = self.heads[located.name].cell_logits(features[located.network])[..., 0]
+            fracture_frames[name] = frames[located.network]
         return RawOutput(
             bone_probabilities=dict(zip(BONE_TYPE_CLASSES, map(float, bone), strict=True)),
             fracture_probabilities=fracture,
@@ -76,9 +77,9 @@ class Engine:
         )
 
     def activation_map(self, raw: RawOutput, bone: str) -> tuple[np.ndarray, Frame]:
-        """Class activation map of `bone`'s fracture head (h, w, in [0, 1]) and its framing."""
-        entry = self.manifest.fracture[bone]
-        heat = self.heads[entry.name].activation_map(raw.features[entry.network])
+        """Class activation map of `bone`'s map head (h, w, in [0, 1]) and its framing."""
+        located = self.manifest.map_of(bone)
+        heat = self.heads[located.name].activation_map(raw.features[located.network])
         return heat, raw.fracture_frames[bone]
 
 

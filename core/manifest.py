@@ -54,6 +54,7 @@ class HeadEntry:
     pooling_r: float = 1.0
     threshold: float | None = None
     box_threshold: float | None = None  # cells above it become fracture boxes (None: no boxes)
+    map_head: str | None = None  # another head whose cell map gives the boxes and heatmap
     version: str = ""
     details: dict[str, Any] = field(default_factory=dict, compare=False)
 
@@ -77,6 +78,12 @@ class Manifest:
     def fracture(self) -> dict[str, HeadEntry]:
         """Each bone's fracture head, in BONES order."""
         return {bone: self.heads[fracture_key(bone)] for bone in BONES}
+
+    def map_of(self, bone: str) -> HeadEntry:
+        """The head whose cell map locates `bone`'s fractures (boxes, heatmap): its own map_head,
+        or the fracture head itself."""
+        head = self.fracture[bone]
+        return self.heads[head.map_head] if head.map_head else head
 
     def network_of(self, head: HeadEntry) -> NetworkEntry:
         """The network a head reads its features from."""
@@ -132,6 +139,9 @@ def read_manifest(folder: Path | str = DEFAULT_WEIGHTS) -> Manifest:
         missing = [key for key in REQUIRED_HEADS if key not in heads]
         if missing:
             raise ValueError(f"no entry for {', '.join(missing)}")
+        for key, head in heads.items():
+            if head.map_head is not None and head.map_head not in heads:
+                raise ValueError(f"head '{key}' names an unknown map head {head.map_head!r}")
         manifest = Manifest(
             folder=folder,
             recognition_threshold=_probability(raw["recognition_threshold"], "recognition"),
@@ -186,7 +196,7 @@ def _head(key: str, raw: dict[str, Any], networks: dict[str, NetworkEntry]) -> H
         raise ValueError(f"head '{key}' has pooling_r {pooling_r!r}")
     threshold, box_threshold = raw.get("threshold"), raw.get("box_threshold")
     known = {"network", "file", "sha256", "classes", "pooling", "pooling_r", "version"}
-    known |= {"threshold", "box_threshold"}
+    known |= {"threshold", "box_threshold", "map_head"}
     return HeadEntry(
         name=key,
         network=raw["network"],
@@ -197,6 +207,7 @@ def _head(key: str, raw: dict[str, Any], networks: dict[str, NetworkEntry]) -> H
         pooling_r=pooling_r,
         threshold=None if threshold is None else _probability(threshold, key),
         box_threshold=None if box_threshold is None else _probability(box_threshold, f"{key} box"),
+        map_head=raw.get("map_head"),
         version=str(raw.get("version", "")),
         details={name: value for name, value in raw.items() if name not in known},
     )

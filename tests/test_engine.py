@@ -78,6 +78,32 @@ def test_each_distinct_network_runs_once_per_image(two_networks, sample_png, mon
     assert sorted(calls) == [32, 48]
 
 
+def test_a_map_head_on_another_network_gives_boxes_and_heatmap(two_networks, tmp_path, sample_png):
+    folder = tmp_path / "mapped"
+    shutil.copytree(two_networks, folder)
+
+    def split_hand(raw):
+        hand = raw["heads"]["fracture_hand"]
+        raw["heads"]["fracture_hand_map"] = {**hand, "box_threshold": 0.01}
+        hand.update(network="shared", map_head="fracture_hand_map")
+
+    edit_manifest(folder, split_hand)
+    engine.clear_cache()
+    result = predictions.analyze(sample_png, folder, bone="Hand")
+    manifest = read_manifest(folder)
+    shared = Network(folder / manifest.networks["shared"].file, manifest.networks["shared"])
+    pixels, _ = prepare_framed(read_xray(sample_png), 32)
+    arrays = np.load(folder / "fracture_hand_head.npz")
+    head = Head(arrays["kernel"].astype(np.float32), arrays["bias"].astype(np.float32))
+    expected = float(sigmoid(head.logits(shared.features(normalize(pixels))))[0])
+    assert result.fracture_probability == pytest.approx(expected, abs=1e-5)  # from the shared net
+    assert result.boxes and all(0 <= b.x0 < b.x1 <= 96 for b in result.boxes)
+    assert predictions.explain(sample_png, "Hand", folder).heat.shape == (12, 12)  # 48-px map
+    edit_manifest(folder, lambda raw: raw["heads"]["fracture_hand"].update(map_head="nowhere"))
+    with pytest.raises(errors.ManifestError, match="unknown map head"):
+        read_manifest(folder)
+
+
 def test_class_activation_map_equals_gradcam_of_the_keras_model(tmp_path):
     import keras
     import tensorflow as tf
