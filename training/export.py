@@ -153,43 +153,36 @@ def use_variant(weights: Path, name: str, quantization: str) -> None:
     manifest_io.write_raw(weights, raw)
 
 
-def compare_variants(weights: Path, records: list) -> dict[str, Any]:
-    """Run the app's pipeline with every network in int8 and in float32 on the same records."""
+def analyse_with(weights: Path, records: list, int8: set[str]) -> list:
+    """The app's results on `records` with the networks in `int8` quantized, the rest float32."""
     import predictions
+
+    with tempfile.TemporaryDirectory() as temporary:
+        folder = Path(temporary) / "weights"
+        shutil.copytree(weights, folder)
+        for name in manifest_io.load_raw(folder)["networks"]:
+            use_variant(folder, name, "int8" if name in int8 else "float32")
+        return [predictions.analyze(record.path, folder) for record in records]
+
+
+def compare(reference: list, candidate: list, records: list) -> dict[str, Any]:
+    """How far `candidate` results are from the float32 `reference`, by the int8 rule."""
     from training.metrics import auroc
 
-    outputs: dict[str, list] = {}
-    with tempfile.TemporaryDirectory() as temporary:
-        for quantization in ("float32", "int8"):
-            folder = Path(temporary) / quantization
-            shutil.copytree(weights, folder)
-            for name in manifest_io.load_raw(folder)["networks"]:
-                use_variant(folder, name, quantization)
-            outputs[quantization] = [predictions.analyze(r.path, folder) for r in records]
-    float_results, int8_results = outputs["float32"], outputs["int8"]
-    agree = np.mean(
-        [_answer(a) == _answer(b) for a, b in zip(float_results, int8_results, strict=True)]
-    )
-    diffs = np.abs(
-        [
-            a.fracture_probability - b.fracture_probability
-            for a, b in zip(float_results, int8_results, strict=True)
-        ]
-    )
+    pairs = list(zip(reference, candidate, strict=True))
+    agree = np.mean([_answer(a) == _answer(b) for a, b in pairs])
+    diffs = np.abs([a.fracture_probability - b.fracture_probability for a, b in pairs])
     aurocs = {}
     for bone in ("Elbow", "Hand", "Shoulder", None):
         members = [i for i, r in enumerate(records) if bone is None or r.bone == bone]
         labels = [records[i].label for i in members]
-        group = bone or "all regions"
-        aurocs[group] = {
-            quantization: auroc(
-                labels, [outputs[quantization][i].fracture_probability for i in members]
-            )
-            if 0 < sum(labels) < len(labels)
-            else None
-            for quantization in ("float32", "int8")
+        if not 0 < sum(labels) < len(labels):
+            continue
+        aurocs[bone or "all regions"] = {
+            name: round(auroc(labels, [results[i].fracture_probability for i in members]), 4)
+            for name, results in (("float32", reference), ("int8", candidate))
         }
-    drops = [v["float32"] - v["int8"] for v in aurocs.values() if v["float32"] is not None]
+    drops = [v["float32"] - v["int8"] for v in aurocs.values()]
     earns = bool(agree >= INT8_MIN_AGREEMENT and all(drop <= INT8_MAX_AUROC_DROP for drop in drops))
     return {
         "images": len(records),
@@ -198,8 +191,6 @@ def compare_variants(weights: Path, records: list) -> dict[str, Any]:
         "fracture_probability_abs_diff_max": round(float(diffs.max()), 4),
         "fracture_auroc": aurocs,
         "int8_earns_its_place": earns,
-        "rule": f"int8 if bone-type agreement >= {INT8_MIN_AGREEMENT} and every AUROC drop <= "
-        f"{INT8_MAX_AUROC_DROP} on the test split",
     }
 
 
@@ -209,18 +200,31 @@ def _answer(result) -> str:
 
 
 def choose(weights: Path, records: list) -> dict[str, Any]:
-    """Keep int8 only where it earns it on `records`; record the comparison in the manifest."""
-    report = compare_variants(weights, records)
-    quantization = "int8" if report["int8_earns_its_place"] else "float32"
+    """Per network, keep int8 only where it earns it on `records` (the other networks float32);
+    then measure the chosen combination. Both are recorded in the manifest."""
+    names = list(manifest_io.load_raw(weights)["networks"])
+    reference = analyse_with(weights, records, set())
+    per_network = {
+        name: compare(reference, analyse_with(weights, records, {name}), records) for name in names
+    }
+    chosen = {name for name, report in per_network.items() if report["int8_earns_its_place"]}
+    combined = compare(reference, analyse_with(weights, records, chosen), records)
+    for name in names:
+        use_variant(weights, name, "int8" if name in chosen else "float32")
     raw = manifest_io.load_raw(weights)
-    for name in raw["networks"]:
-        use_variant(weights, name, quantization)
-    raw = manifest_io.load_raw(weights)
-    for entry in raw["networks"].values():
-        entry.setdefault("parity", {})["test_split"] = report
+    for name, entry in raw["networks"].items():
+        entry.setdefault("parity", {})["test_split"] = per_network[name]
+    raw["quantization_choice"] = {
+        "rule": f"int8 if, with only that network quantized, the bone-type answer matches float "
+        f"on >= {INT8_MIN_AGREEMENT:.1%} of test images and every fracture AUROC drops by <= "
+        f"{INT8_MAX_AUROC_DROP}",
+        "int8": sorted(chosen),
+        "float32": sorted(set(names) - chosen),
+        "chosen_combination_vs_all_float32": combined,
+    }
     manifest_io.write_raw(weights, raw)
-    print(f"Chose {quantization}: {report}")
-    return report
+    print(json.dumps(raw["quantization_choice"], indent=1))
+    return raw["quantization_choice"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -264,7 +268,6 @@ def reexport(weights: Path, train_records: list) -> None:
         export_network(
             model, weights, name, calibration_images(train_records, size), entry.get("provenance")
         )
-
 
 
 def _format(weights: Path) -> int:

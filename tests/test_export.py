@@ -1,0 +1,53 @@
+"""Export choices: int8 is kept per network only where it earns it on the test records."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+import predictions
+from core import engine
+from core.manifest import read_manifest
+from tests.factories import make_random_weights, write_image, xray_like
+from training import export
+from training.datasets import Record
+
+
+@pytest.fixture(scope="module")
+def two_networks(tmp_path_factory):
+    return make_random_weights(tmp_path_factory.mktemp("two"), separate_fracture_size=48)
+
+
+@pytest.fixture()
+def records(tmp_path):
+    return [
+        Record(
+            path=write_image(tmp_path / f"{i}.png", xray_like(seed=i)),
+            bone="Hand",
+            region="hand",
+            label=i % 2,
+            patient=f"p{i}",
+            study=f"s{i}",
+        )
+        for i in range(8)
+    ]
+
+
+def test_int8_is_chosen_per_network_by_the_rule(two_networks, records, tmp_path, monkeypatch):
+    weights = tmp_path / "weights"
+    shutil.copytree(two_networks, weights)
+    choice = export.choose(weights, records)
+    assert sorted(choice["int8"] + choice["float32"]) == ["fracture", "shared"]
+    for name in choice["int8"]:
+        report = read_manifest(weights).networks[name].details["parity"]["test_split"]
+        assert report["bone_type_agreement"] >= export.INT8_MIN_AGREEMENT
+
+    monkeypatch.setattr(export, "INT8_MIN_AGREEMENT", 1.01)  # no network can earn it now
+    choice = export.choose(weights, records)
+    assert choice["int8"] == [] and choice["float32"] == ["fracture", "shared"]
+    manifest = read_manifest(weights)
+    assert {entry.quantization for entry in manifest.networks.values()} == {"float32"}
+    assert all(entry.file.endswith(".float32.tflite") for entry in manifest.networks.values())
+    engine.clear_cache()
+    assert predictions.analyze(records[0].path, weights).bone in ("Elbow", "Hand", "Shoulder")
