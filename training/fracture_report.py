@@ -194,8 +194,10 @@ def split_report(split: dict, cache, choice: dict, shipped: dict | None) -> dict
         chosen = [b for b, keep in zip(boxes, member, strict=True) if keep]
         real = [t for t, keep in zip(truths, member, strict=True) if keep]
         report["localisation"][name] = localisation.summary(chosen, real)
-    low = boxes_at(split, maps, cache, min(BOX_THRESHOLDS))
-    report["froc"] = localisation.froc(low, truths, thresholds=BOX_THRESHOLDS)
+    report["froc"] = []  # exact: the boxes are rebuilt at each threshold (regions split apart)
+    for threshold in BOX_THRESHOLDS:
+        figures = localisation.summary(boxes_at(split, maps, cache, threshold), truths)
+        report["froc"].append({"threshold": float(threshold), **figures})
     report["_curves"] = {"labels": labels, "scores": scores, "old": old}
     return report
 
