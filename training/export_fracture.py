@@ -1,5 +1,6 @@
 """Export a trained fracture run: the 384-px trunk as the "fracture" LiteRT network and one head per
-bone with the pooling, fracture threshold and box threshold chosen on validation images.
+bone with the pooling, fracture threshold and box threshold chosen on validation images (and the
+same map as `fracture_BONE_map`, for use as another network's `map_head`).
 
 Run: python -m training.export_fracture --data PATH --run DIR --out DIR
 (after `training.train_fracture` and `training.fracture_report`; `--out` is a folder under runs/).
@@ -86,6 +87,17 @@ def main(argv: list[str] | None = None) -> int:
             pooling_r=choice["pooling_r"],
             box_threshold=choice["box_threshold"],
             head_trained_on="all regions" if HEADS[column] == "shared" else f"{bone}, from shared",
+        )
+        register_head(  # the same map under its own key, for a manifest whose verdict for this
+            # bone comes from another network (its fracture head then names this as map_head)
+            args.out,
+            f"fracture_{bone.lower()}_map",
+            kernel[:, column : column + 1],
+            bias[column : column + 1],
+            network="fracture",
+            pooling=choice["pooling"],
+            pooling_r=choice["pooling_r"],
+            box_threshold=choice["box_threshold"],
         )
     print(f"exported to {args.out}", flush=True)
     return 0
