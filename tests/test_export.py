@@ -51,3 +51,18 @@ def test_int8_is_chosen_per_network_by_the_rule(two_networks, records, tmp_path,
     assert all(entry.file.endswith(".float32.tflite") for entry in manifest.networks.values())
     engine.clear_cache()
     assert predictions.analyze(records[0].path, weights).bone in ("Elbow", "Hand", "Shoulder")
+
+
+def test_merge_takes_the_other_folders_networks_and_heads(tiny_weights, two_networks, tmp_path):
+    weights = tmp_path / "weights"
+    shutil.copytree(tiny_weights, weights)
+    assert export.main(["--weights", str(weights), "--merge", str(two_networks)]) == 0
+    merged = read_manifest(weights)
+    assert set(merged.networks) == {"shared", "fracture"}
+    assert merged.fracture["Elbow"].network == "fracture"
+    for entry in (*merged.networks.values(), *merged.heads.values()):
+        assert (weights / entry.file).is_file()
+    engine.clear_cache()
+    image = write_image(tmp_path / "x.png")
+    expected = predictions.analyze(image, two_networks, bone="Hand").fracture_probability
+    assert predictions.analyze(image, weights, bone="Hand").fracture_probability == expected

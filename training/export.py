@@ -2,6 +2,7 @@
 
     python -m training.export --weights DIR --data PATH            # re-export DIR's networks
     python -m training.export --weights DIR --data PATH --choose   # int8 or float32, on test
+    python -m training.export --weights DIR --merge OTHER          # take OTHER's networks and heads
 
 Every network is written twice: `NAME.float32.tflite` and `NAME.int8.tflite` (post-training
 integer quantization calibrated on training images, float input and output). The manifest lists
@@ -237,10 +238,24 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--weights", type=Path, default=manifest_io.DEFAULT_WEIGHTS)
-    parser.add_argument("--data", type=Path, required=True, help="training data (calibration)")
+    parser.add_argument("--data", type=Path, help="the data (calibration, or test for --choose)")
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="OTHER",
+        help="copy every network and head of this weights folder (repeatable)",
+    )
     parser.add_argument("--choose", action="store_true", help="int8 or float32, on the test split")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    for other in args.merge:
+        merge(args.weights, other)
+    if args.merge and not args.data:
+        return 0
+    if not args.data:
+        parser.error("--data is needed to export or to choose")
     splits, _ = datasets.load_splits(datasets.detect_kind(args.data), args.data, seed=args.seed)
     if args.choose:
         choose(args.weights, splits["test"])
@@ -268,6 +283,29 @@ def reexport(weights: Path, train_records: list) -> None:
         export_network(
             model, weights, name, calibration_images(train_records, size), entry.get("provenance")
         )
+
+
+def merge(weights: Path, other: Path) -> None:
+    """Copy `other`'s networks and heads (files and entries) into `weights`, replacing entries of
+    the same name; a bone-type head brings its recognition threshold along."""
+    source, target = manifest_io.load_raw(other), manifest_io.load_raw(weights)
+    weights.mkdir(parents=True, exist_ok=True)
+    for section in ("networks", "heads"):
+        for name, entry in source[section].items():
+            files = {entry["file"], entry.get("keras_weights", {}).get("file")}
+            files |= {variant["file"] for variant in entry.get("variants", {}).values()}
+            for file in files - {None}:
+                if (other / file).is_file():
+                    shutil.copy2(other / file, weights / file)
+            target[section][name] = entry
+    if "bone_type" in source["heads"]:
+        for key in ("recognition_threshold", "recognition_threshold_note"):
+            if key in source:
+                target[key] = source[key]
+    manifest_io.write_raw(weights, target)
+    print(
+        f"Merged {len(source['networks'])} network(s), {len(source['heads'])} head(s) from {other}"
+    )
 
 
 def _format(weights: Path) -> int:
