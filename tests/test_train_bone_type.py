@@ -176,3 +176,15 @@ def test_export_writes_network_head_and_threshold(tmp_path):
     assert head["classes"] == list(BONE_TYPE_CLASSES)
     assert raw["recognition_threshold"] == 0.7
     assert "plain and stress" in raw["recognition_threshold_note"]
+
+
+def test_other_share_sets_how_much_of_a_batch_is_other(tmp_path):
+    cache = [np.full((40, 40), 128, np.uint8) for _ in RECORDS]
+    sources = tbt.training_sources(RECORDS, MARKS)
+    other = BONE_TYPE_CLASSES.index("Other")
+    shares = []
+    for share in (0.1, 0.8):
+        opts = options(tmp_path, batch=400, other_share=share)
+        _, y, _ = tbt.draw_batch(cache, sources, np.random.default_rng(0), opts)
+        shares.append(np.mean(y == other))
+    assert shares[0] == pytest.approx(0.1, abs=0.05) and shares[1] == pytest.approx(0.8, abs=0.06)

@@ -64,6 +64,7 @@ class Options:
     stage: str = "all"
     limit: int = 0  # use at most N images per split (tests and smoke runs)
     strength: float = 0.8
+    other_share: float = CLASS_MIX["Other"]  # share of each batch drawn from other regions
 
 
 def parse_args(argv: list[str] | None = None) -> Options:
@@ -81,7 +82,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
             f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name)
         )
     parser.add_argument("--limit", type=int, default=0, help="at most N images per split")
-    for name in ("learning_rate", "max_minutes", "strength"):
+    for name in ("learning_rate", "max_minutes", "strength", "other_share"):
         parser.add_argument(
             f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name)
         )
@@ -164,7 +165,10 @@ def draw_batch(
     """A batch with classes drawn from `CLASS_MIX` (classes without sources are skipped),
     and per-example class weights computed on the batch's labels."""
     names = [name for name in BONE_TYPE_CLASSES if sources[name]]
-    mix = np.array([CLASS_MIX[name] for name in names])
+    bone_share = (1 - options.other_share) / (1 - CLASS_MIX["Other"])
+    mix = np.array(
+        [options.other_share if n == "Other" else CLASS_MIX[n] * bone_share for n in names]
+    )
     images, labels = [], []
     for name in rng.choice(names, size=options.batch, p=mix / mix.sum()):
         pool = sources[str(name)]
@@ -257,6 +261,7 @@ def train(options: Options, splits, marks, build=build_model) -> dict:
         state = json.loads(state_path.read_text())
         model.load_weights(checkpoint)
         print(f"Resumed after epoch {state['epochs_done']} ({state['minutes']:.1f} min so far)")
+        state.setdefault("resumed_with", []).append(_jsonable(options))
     optimizer = keras.optimizers.Adam(options.learning_rate)
     model.compile(optimizer, "sparse_categorical_crossentropy", weighted_metrics=["accuracy"])
     records = splits["train"]
@@ -375,6 +380,14 @@ def evaluate(options: Options, splits, marks, model=None) -> dict:
     }
     report = evaluate_probabilities(probabilities)
     (options.out / "evaluation.json").write_text(json.dumps(report, indent=2) + "\n")
+    np.savez(  # per-image probabilities, for looking into the errors
+        options.out / "evaluation_probabilities.npz",
+        **{
+            f"{n} {kind}": np.asarray(v)
+            for n, (t, p) in probabilities.items()
+            for kind, v in (("truth", t), ("probabilities", p))
+        },
+    )
     return report
 
 
