@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +22,36 @@ from tests.factories import make_random_weights, write_image  # noqa: E402
 def tiny_weights(tmp_path_factory) -> Path:
     """A weights folder with random-weight models (32 px input) and a valid manifest."""
     return make_random_weights(tmp_path_factory.mktemp("weights"))
+
+
+@pytest.fixture(scope="session")
+def display():
+    """One private Xvfb screen for the whole session (a Tk connection to a screen that closes
+    mid-session would end the process); skipped only where Xvfb is not installed at all."""
+    if os.environ.get("DISPLAY") and not shutil.which("Xvfb"):
+        yield os.environ["DISPLAY"]
+        return
+    if not shutil.which("Xvfb"):
+        pytest.skip("Xvfb is not installed (apt-get install xvfb)")
+    number = 90 + os.getpid() % 100
+    server = subprocess.Popen(
+        ["Xvfb", f":{number}", "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    previous = os.environ.get("DISPLAY")
+    os.environ["DISPLAY"] = f":{number}"
+    for _ in range(100):
+        if Path(f"/tmp/.X11-unix/X{number}").exists():
+            break
+        time.sleep(0.05)
+    yield os.environ["DISPLAY"]
+    server.terminate()
+    server.wait(timeout=10)
+    if previous is None:
+        os.environ.pop("DISPLAY", None)
+    else:
+        os.environ["DISPLAY"] = previous
 
 
 @pytest.fixture()

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
-import subprocess
 import time
 from pathlib import Path
 
@@ -17,35 +14,6 @@ from tests.factories import make_random_weights, write_image
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 pytestmark = pytest.mark.gui
-
-
-@pytest.fixture(scope="module")
-def display():
-    """A private Xvfb screen; tests are skipped only where Xvfb is not installed at all."""
-    if os.environ.get("DISPLAY") and not shutil.which("Xvfb"):
-        yield os.environ["DISPLAY"]
-        return
-    if not shutil.which("Xvfb"):
-        pytest.skip("Xvfb is not installed (apt-get install xvfb)")
-    number = 90 + os.getpid() % 100
-    server = subprocess.Popen(
-        ["Xvfb", f":{number}", "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    previous = os.environ.get("DISPLAY")
-    os.environ["DISPLAY"] = f":{number}"
-    for _ in range(100):
-        if Path(f"/tmp/.X11-unix/X{number}").exists():
-            break
-        time.sleep(0.05)
-    yield os.environ["DISPLAY"]
-    server.terminate()
-    server.wait(timeout=10)
-    if previous is None:
-        os.environ.pop("DISPLAY", None)
-    else:
-        os.environ["DISPLAY"] = previous
 
 
 @pytest.fixture(scope="module")

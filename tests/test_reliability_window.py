@@ -6,8 +6,6 @@ consecutive ticks; opening a file runs while the ticker runs, so the longest gap
 time the window could not redraw or respond. Runs under Xvfb like tests/test_app.py.
 """
 
-# ruff: noqa: F811
-
 from __future__ import annotations
 
 import gc
@@ -20,9 +18,7 @@ from PIL import Image
 
 from tests import bad_inputs
 from tests.factories import write_image
-
-# `display` is the Xvfb fixture of tests/test_app.py; tests take it as a parameter (F811).
-from tests.test_app import display, running_app, wait_idle  # noqa: F401
+from tests.test_app import running_app, wait_idle
 
 pytestmark = [pytest.mark.gui, pytest.mark.filterwarnings("ignore::UserWarning:pydicom")]
 FREEZE_LIMIT = 0.100  # seconds
