@@ -117,16 +117,16 @@ def choose_box_threshold(
 
 
 def plot_froc(curves: dict[str, list[dict]], path: Path) -> Path:
-    """One FROC curve per name: share of true fracture boxes found vs false boxes per image."""
+    """One FROC curve per name (points in threshold order): share of true fracture boxes found
+    vs false boxes per image."""
     from training.plots import _pyplot
 
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(5, 5))
-    for name, points in curves.items():
-        ordered = sorted(points, key=lambda p: p["false_boxes_per_image"])
+    for name, points in curves.items():  # joined in threshold order
         axis.plot(
-            [p["false_boxes_per_image"] for p in ordered],
-            [p["fracture_sensitivity"] for p in ordered],
+            [p["false_boxes_per_image"] for p in points],
+            [p["fracture_sensitivity"] for p in points],
             marker=".",
             label=name,
         )
