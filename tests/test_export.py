@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -66,3 +67,16 @@ def test_merge_takes_the_other_folders_networks_and_heads(tiny_weights, two_netw
     image = write_image(tmp_path / "x.png")
     expected = predictions.analyze(image, two_networks, bone="Hand").fracture_probability
     assert predictions.analyze(image, weights, bone="Hand").fracture_probability == expected
+
+
+def test_locate_with_maps_points_each_fracture_head_at_its_map(two_networks, tmp_path):
+    weights = tmp_path / "weights"
+    shutil.copytree(two_networks, weights)
+    raw = json.loads((weights / "manifest.json").read_text())
+    raw["heads"]["fracture_hand_map"] = {**raw["heads"]["fracture_hand"], "box_threshold": 0.5}
+    (weights / "manifest.json").write_text(json.dumps(raw))
+    assert export.main(["--weights", str(weights), "--locate-with-maps"]) == 0
+    manifest = read_manifest(weights)
+    assert manifest.fracture["Hand"].map_head == "fracture_hand_map"
+    assert manifest.map_of("Hand").box_threshold == 0.5
+    assert manifest.fracture["Elbow"].map_head is None

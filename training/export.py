@@ -3,6 +3,7 @@
     python -m training.export --weights DIR --data PATH            # re-export DIR's networks
     python -m training.export --weights DIR --data PATH --choose   # int8 or float32, on test
     python -m training.export --weights DIR --merge OTHER          # take OTHER's networks and heads
+    python -m training.export --weights DIR --locate-with-maps     # boxes from the KEY_map heads
 
 Every network is written twice: `NAME.float32.tflite` and `NAME.int8.tflite` (post-training
 integer quantization calibrated on training images, float input and output). The manifest lists
@@ -248,11 +249,18 @@ def main(argv: list[str] | None = None) -> int:
         help="copy every network and head of this weights folder (repeatable)",
     )
     parser.add_argument("--choose", action="store_true", help="int8 or float32, on the test split")
+    parser.add_argument(
+        "--locate-with-maps",
+        action="store_true",
+        help="each fracture head takes its boxes and heatmap from the head KEY_map",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     for other in args.merge:
         merge(args.weights, other)
-    if args.merge and not args.data:
+    if args.locate_with_maps:
+        locate_with_maps(args.weights)
+    if (args.merge or args.locate_with_maps) and not args.data:
         return 0
     if not args.data:
         parser.error("--data is needed to export or to choose")
@@ -306,6 +314,16 @@ def merge(weights: Path, other: Path) -> None:
     print(
         f"Merged {len(source['networks'])} network(s), {len(source['heads'])} head(s) from {other}"
     )
+
+
+def locate_with_maps(weights: Path) -> None:
+    """Point every fracture head that has a `KEY_map` head at it (boxes and heatmap from there)."""
+    raw = manifest_io.load_raw(weights)
+    for key, entry in raw["heads"].items():
+        if f"{key}_map" in raw["heads"]:
+            entry["map_head"] = f"{key}_map"
+            print(f"{key}: verdict from network '{entry['network']}', boxes from '{key}_map'")
+    manifest_io.write_raw(weights, raw)
 
 
 def _format(weights: Path) -> int:
