@@ -455,8 +455,13 @@ def export(options: Options, splits, report: dict, state: dict, model=None) -> P
         "splits": {name: datasets.describe_counts(records) for name, records in splits.items()},
         "init": Path(options.init).name,
         "training_minutes": round(state.get("minutes", 0.0), 1),
+        "training_minutes_note": "time in training steps on one TensorFlow thread (shared CPU), "
+        "without image caching and start-up",
         "epochs": state.get("epochs_done"),
-        "options": _jsonable(options),
+        "steps": sum(epoch["steps"] for epoch in state.get("history", [])),
+        "training_options": state.get("options"),
+        "resumed_with": state.get("resumed_with", []),
+        "validation": {k: v for k, v in report.items() if k.endswith("validation")},
         "finished_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         "joint_marks": "training/data/joint_marks.csv",
     }
