@@ -18,10 +18,10 @@ FRACATLAS = (
     "FracAtlas (Abedeen, I., Rahman, M.A., Prottyasha, F.Z. et al., Scientific Data 10, 521 "
     "(2023), "
     "doi:10.6084/m9.figshare.22363012), CC BY 4.0; region labels by this project "
-    "(training/data/fracatlas_regions.csv)"
+    "and joint marks (training/data/fracatlas_regions.csv, training/data/joint_marks.csv)"
 )
 WARNING = (
-    "Demonstration models trained from scratch on about 1,700 FracAtlas images (no ImageNet "
+    "Demonstration models trained from scratch on FracAtlas images on a 2-core CPU (no ImageNet "
     "pre-training was available); not validated for clinical use. Decision support only: a "
     "radiologist must confirm every finding. Retrain on MURA v1.1 for real use (see README)."
 )
@@ -84,7 +84,9 @@ def network_line(name: str, entry: dict, heads: dict) -> str:
 def markdown(raw: dict, report: dict) -> str:
     """The model card as Markdown."""
     networks, heads = raw["networks"], raw["heads"]
-    info = next(iter(networks.values())).get("provenance", {})
+    info = next(
+        (e["provenance"] for e in networks.values() if e.get("provenance", {}).get("splits")), {}
+    )
     splits = info.get("splits", {})
     out = [
         "# Model card: default weights",
@@ -135,9 +137,9 @@ def markdown(raw: dict, report: dict) -> str:
         out.append(f"- `{command}` (wrote: {', '.join(keys)})")
     out += [
         "",
-        "Run in this order; each `--out` folder receives the files it lists, and the shipped "
-        "`weights/` is the last folder's content. Training time is per command, on the machine "
-        "named above.",
+        "How these outputs were assembled into `weights/` (int8 or float32 chosen per network): "
+        "the README's 'Rebuilding the default weights' and the manifest's `assembly`. Training "
+        "time is per command, on the machine named above.",
     ]
     out += ["", f"## Results on the held-out test split ({report.get('split', 'test')})", ""]
     out += [f"- {line}" for line in metric_lines(report)]
