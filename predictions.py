@@ -356,7 +356,10 @@ def _row(result: Prediction | StudyPrediction) -> dict:
 
 
 def _describe(result: Prediction | StudyPrediction) -> str:
-    model_guess = f"{result.model_bone} {result.bone_probabilities[result.model_bone]:.0%}"
+    probabilities = result.bone_probabilities
+    model_guess = f"{result.model_bone} {probabilities[result.model_bone]:.0%}"
+    if max(probabilities, key=probabilities.get) not in BONES:  # "Other" is more likely
+        model_guess += f", other region {probabilities['Other']:.0%}"
     if result.bone_source == FROM_MODEL:
         bone = f"{result.bone} ({result.bone_probabilities[result.bone]:.0%})"
     else:

@@ -445,8 +445,9 @@ def test_dicom_tag_routes_the_bone(display, weights, monkeypatch, tmp_path):
         )
         agreement = "agrees" if expected.model_agrees else "disagrees"
         guess = f"{expected.model_bone} {expected.bone_probabilities[expected.model_bone]:.0%}"
+        other = f" (other region {expected.bone_probabilities['Other']:.0%})"  # "Other" wins here
         assert app.type_label.cget("text") == (
-            f"Type: Elbow (from DICOM tag)\nModel {agreement}: {guess}"
+            f"Type: Elbow (from DICOM tag)\nModel {agreement}: {guess}{other}"
         )
         assert app.result_label.cget("text").startswith("Result: Fractured")
         screenshot(app, "window_dicom_tag.png")

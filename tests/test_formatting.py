@@ -48,14 +48,18 @@ def test_model_source_shows_bone_and_confidence_only():
 
 def test_chosen_bone_says_chosen_and_shows_the_models_guess():
     text = describe(chosen_elbow(label="normal", fracture_probability=0.3))
-    assert text.type_text == "Type: Elbow (chosen by you)\nModel's guess: Hand 29%"
+    assert text.type_text == (
+        "Type: Elbow (chosen by you)\nModel's guess: Hand 29% (other region 50%)"
+    )
     assert text.result_text == "Result: Normal (70%)" and text.result_colour == GREEN
     assert not text.offer_bones
 
 
 def test_chosen_bone_the_model_agrees_with():
     text = describe(chosen_elbow(model_bone="Elbow", model_agrees=True))
-    assert text.type_text == "Type: Elbow (chosen by you)\nModel's guess: Elbow 12%"
+    assert text.type_text == (
+        "Type: Elbow (chosen by you)\nModel's guess: Elbow 12% (other region 50%)"
+    )
 
 
 def test_dicom_tag_with_agreeing_model():
@@ -73,7 +77,7 @@ def test_dicom_tag_with_agreeing_model():
 def test_dicom_tag_with_disagreeing_model():
     result = prediction(bone="Shoulder", recognised=True, bone_source=FROM_TAG, model_agrees=False)
     assert describe(result).type_text == (
-        "Type: Shoulder (from DICOM tag)\nModel disagrees: Hand 29%"
+        "Type: Shoulder (from DICOM tag)\nModel disagrees: Hand 29% (other region 50%)"
     )
 
 
@@ -126,7 +130,9 @@ def study(**changes) -> StudyPrediction:
 
 def test_study_with_chosen_bone():
     text = describe(study())
-    assert text.type_text == "Type: Elbow (chosen by you)\nModel's guess: Hand 29%"
+    assert text.type_text == (
+        "Type: Elbow (chosen by you)\nModel's guess: Hand 29% (other region 50%)"
+    )
     assert "mean of 2 views" in text.detail_text
     assert "views disagree" not in text.detail_text  # the user set the bone for the whole study
 
