@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import (
     BasicTextSRStorage,
     DeflatedExplicitVRLittleEndian,
@@ -16,8 +15,6 @@ from pydicom.uid import (
     JPEGBaseline8Bit,
     JPEGLSLossless,
     RLELossless,
-    SecondaryCaptureImageStorage,
-    generate_uid,
 )
 
 from core import errors
@@ -36,26 +33,9 @@ def write_dicom(
     **tags,
 ) -> Path:
     """A minimal valid DICOM file (16-bit unsigned) with optional extra tags."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    dataset = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
-    dataset.SOPClassUID = meta.MediaStorageSOPClassUID
-    dataset.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    dataset.Modality = "DX"
-    if pixels is not None:
-        dataset.Rows, dataset.Columns = pixels.shape[-2:]
-        dataset.SamplesPerPixel = 1
-        dataset.PhotometricInterpretation = photometric
-        dataset.BitsAllocated = dataset.BitsStored = 16
-        dataset.HighBit = 15
-        dataset.PixelRepresentation = 0
-        if frames > 1:
-            dataset.NumberOfFrames = frames
-        dataset.PixelData = pixels.astype(np.uint16).tobytes()
-    for key, value in tags.items():
-        setattr(dataset, key, value)
+    if frames > 1:
+        tags.setdefault("NumberOfFrames", frames)
+    dataset = bad_inputs.dicom_dataset(pixels, photometric=photometric, **tags)
     dataset.save_as(path, enforce_file_format=True)
     return path
 

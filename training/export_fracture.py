@@ -76,29 +76,24 @@ def main(argv: list[str] | None = None) -> int:
     kernel, bias = np.asarray(heads.kernels()[0]), np.asarray(heads.kernels()[1])
     for bone in BONES:
         column = HEADS.index(choice["heads"][bone])
+        head = {
+            "kernel": kernel[:, column : column + 1],
+            "bias": bias[column : column + 1],
+            "network": "fracture",
+            "pooling": choice["pooling"],
+            "pooling_r": choice["pooling_r"],
+            "box_threshold": choice["box_threshold"],
+        }
         register_head(
             args.out,
             f"fracture_{bone.lower()}",
-            kernel[:, column : column + 1],
-            bias[column : column + 1],
-            network="fracture",
-            pooling=choice["pooling"],
             threshold=choice["thresholds"][bone],
-            pooling_r=choice["pooling_r"],
-            box_threshold=choice["box_threshold"],
             head_trained_on="all regions" if HEADS[column] == "shared" else f"{bone}, from shared",
+            **head,
         )
-        register_head(  # the same map under its own key, for a manifest whose verdict for this
-            # bone comes from another network (its fracture head then names this as map_head)
-            args.out,
-            f"fracture_{bone.lower()}_map",
-            kernel[:, column : column + 1],
-            bias[column : column + 1],
-            network="fracture",
-            pooling=choice["pooling"],
-            pooling_r=choice["pooling_r"],
-            box_threshold=choice["box_threshold"],
-        )
+        # The same map under its own key, for a manifest whose verdict for this bone comes from
+        # another network (its fracture head then names this one as map_head).
+        register_head(args.out, f"fracture_{bone.lower()}_map", **head)
     print(f"exported to {args.out}", flush=True)
     return 0
 
