@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.framing import Frame
+from core.framing import Frame, content_box
 from core.heads import Head, sigmoid, softmax
 from core.imaging import normalize, prepare_framed
 from core.manifest import HeadEntry, Manifest, read_manifest, verified_path
@@ -54,8 +54,9 @@ class Engine:
         """All stages on one [0, 1] gray X-ray; each network runs once."""
         features: dict[str, np.ndarray] = {}
         frames: dict[str, Frame] = {}
+        box = content_box(gray)  # found once, used at every network's size
         for name, network in self.networks.items():
-            pixels, frames[name] = prepare_framed(gray, network.input_size)
+            pixels, frames[name] = prepare_framed(gray, network.input_size, box)
             features[name] = network.features(normalize(pixels))
         manifest = self.manifest
         bone_logits = self.heads["bone_type"].logits(features[manifest.bone_type.network])

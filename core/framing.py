@@ -96,9 +96,15 @@ def _inner_span(uniform: np.ndarray) -> tuple[int, int]:
     return int(content[0]), int(content[-1]) + 1
 
 
-def frame_for(image: np.ndarray, size: int, crop: bool = True) -> Frame:
-    """The geometry that fits `image` (2-D) into a `size` square, cropped to content if `crop`."""
-    top, left, height, width = content_box(image) if crop else (0, 0, *image.shape)
+Box = tuple[int, int, int, int]  # (top, left, height, width) in image pixels
+
+
+def frame_for(image: np.ndarray, size: int, crop: bool = True, box: Box | None = None) -> Frame:
+    """The geometry that fits `image` (2-D) into a `size` square, cropped to content if `crop`
+    (`box`: the image's `content_box`, when the caller has it already)."""
+    if box is None:
+        box = content_box(image) if crop else (0, 0, *image.shape)
+    top, left, height, width = box
     scale = size / max(height, width)
     frame = Frame(size, top, left, height, width, scale, 0, 0)
     new_h, new_w = frame.resized_shape

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image, ImageChops, ImageFile, ImageOps, UnidentifiedImageError
 
 from core import errors
-from core.framing import Frame, frame_for
+from core.framing import Box, Frame, frame_for
 
 MAX_PIXELS = 60_000_000  # ~7700 x 7700: larger than any radiograph, small enough to be safe
 MAX_FILE_BYTES = 256 * 1024 * 1024  # no radiograph file is this large; refuse before reading it
@@ -402,16 +402,19 @@ def prepare(image: np.ndarray, size: int) -> np.ndarray:
     return prepare_framed(image, size)[0]
 
 
-def prepare_framed(image: np.ndarray, size: int) -> tuple[np.ndarray, Frame]:
-    """`prepare`, and the `Frame` that maps model pixels back to the image's own pixels."""
-    frame = frame_for(image, size)
+def prepare_framed(
+    image: np.ndarray, size: int, box: Box | None = None
+) -> tuple[np.ndarray, Frame]:
+    """`prepare`, and the `Frame` that maps model pixels back to the image's own pixels
+    (`box`: the image's `content_box`, to skip finding it again for a second size)."""
+    frame = frame_for(image, size, box=box)
     content = image[frame.top : frame.top + frame.height, frame.left : frame.left + frame.width]
     new_h, new_w = frame.resized_shape
-    pil = Image.fromarray(np.asarray(content * 255.0, dtype=np.float32), mode="F")
+    pil = Image.fromarray(np.ascontiguousarray(content, dtype=np.float32), mode="F")
     resized = np.asarray(pil.resize((new_w, new_h), Image.Resampling.BILINEAR), dtype=np.float32)
     canvas = np.zeros((size, size), dtype=np.float32)
     top, left = frame.pad_top, frame.pad_left
-    canvas[top : top + new_h, left : left + new_w] = np.clip(resized, 0.0, 255.0)
+    canvas[top : top + new_h, left : left + new_w] = np.clip(resized * 255.0, 0.0, 255.0)
     return np.repeat(canvas[:, :, None], 3, axis=2), frame
 
 

@@ -22,7 +22,7 @@ MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 2
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
 RETRAIN_ADVICE = "Get the 'weights' folder from the project again, or retrain (see README)."
-QUANTIZATIONS = ("int8", "float32")
+QUANTIZATIONS = ("int8", "dynamic-int8", "float32")  # dynamic-int8: int8 weights, float activations
 POOLINGS = ("mean", "lse")
 MAX_INPUT_SIZE = 2048
 

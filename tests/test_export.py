@@ -35,23 +35,67 @@ def records(tmp_path):
     ]
 
 
-def test_int8_is_chosen_per_network_by_the_rule(two_networks, records, tmp_path, monkeypatch):
+def test_quantization_is_chosen_per_network_by_the_rule(
+    two_networks, records, tmp_path, monkeypatch
+):
     weights = tmp_path / "weights"
     shutil.copytree(two_networks, weights)
+    manifest = read_manifest(weights)
+    for entry in manifest.networks.values():  # every network is exported in three precisions
+        assert set(entry.details["variants"]) == {"float32", "dynamic-int8", "int8"}
+        assert (weights / entry.details["variants"]["dynamic-int8"]["file"]).is_file()
     choice = export.choose(weights, records)
-    assert sorted(choice["int8"] + choice["float32"]) == ["fracture", "shared"]
-    for name in choice["int8"]:
-        report = read_manifest(weights).networks[name].details["parity"]["test_split"]
-        assert report["bone_type_agreement"] >= export.INT8_MIN_AGREEMENT
+    assert set(choice["chosen"]) == {"fracture", "shared"}
+    manifest = read_manifest(weights)
+    for name, quantization in choice["chosen"].items():
+        entry = manifest.networks[name]
+        assert entry.quantization == quantization
+        assert entry.file == f"{name}.{quantization}.tflite"
+        if quantization != "float32":
+            report = entry.details["parity"]["test_split"][quantization]
+            assert report["earns_its_place"]
+            assert report["bone_type_agreement"] >= export.INT8_MIN_AGREEMENT
 
-    monkeypatch.setattr(export, "INT8_MIN_AGREEMENT", 1.01)  # no network can earn it now
+    monkeypatch.setattr(export, "INT8_MIN_AGREEMENT", 1.01)  # no variant can earn it now
     choice = export.choose(weights, records)
-    assert choice["int8"] == [] and choice["float32"] == ["fracture", "shared"]
+    assert choice["chosen"] == {"fracture": "float32", "shared": "float32"}
     manifest = read_manifest(weights)
     assert {entry.quantization for entry in manifest.networks.values()} == {"float32"}
     assert all(entry.file.endswith(".float32.tflite") for entry in manifest.networks.values())
+    for entry in manifest.networks.values():  # both quantized variants were tried and refused
+        tried = entry.details["parity"]["test_split"]
+        assert set(tried) == {"int8", "dynamic-int8"}
+        assert not any(report["earns_its_place"] for report in tried.values())
     engine.clear_cache()
     assert predictions.analyze(records[0].path, weights).bone in ("Elbow", "Hand", "Shoulder")
+
+
+def test_dynamic_int8_is_kept_when_int8_alone_fails(two_networks, records, tmp_path, monkeypatch):
+    weights = tmp_path / "weights"
+    shutil.copytree(two_networks, weights)
+    real_compare = export.compare
+    tried: list[dict[str, str]] = []
+    real_analyse = export.analyse_with
+
+    def recording_analyse(folder, records_, quantized):
+        tried.append(dict(quantized))
+        return real_analyse(folder, records_, quantized)
+
+    def rule(reference, candidate, records_):
+        report = real_compare(reference, candidate, records_)
+        report["earns_its_place"] = tried[-1].get("shared") != "int8"
+        return report
+
+    monkeypatch.setattr(export, "analyse_with", recording_analyse)
+    monkeypatch.setattr(export, "compare", rule)
+    choice = export.choose(weights, records)
+    assert choice["chosen"]["shared"] == "dynamic-int8"
+    assert {"shared": "int8"} in tried and {"shared": "dynamic-int8"} in tried
+    entry = read_manifest(weights).networks["shared"]
+    assert entry.quantization == "dynamic-int8" and entry.file == "shared.dynamic-int8.tflite"
+    engine.clear_cache()
+    result = predictions.analyze(records[0].path, weights)
+    assert 0.0 <= result.fracture_probability <= 1.0
 
 
 def test_merge_takes_the_other_folders_networks_and_heads(tiny_weights, two_networks, tmp_path):

@@ -1,15 +1,17 @@
-"""Export Keras feature networks to LiteRT (`.tflite`, float32 and int8) and register them.
+"""Export Keras feature networks to LiteRT (`.tflite`, three precisions) and register them.
 
     python -m training.export --weights DIR --data PATH            # re-export DIR's networks
     python -m training.export --weights DIR --data PATH --choose   # int8 or float32, on test
     python -m training.export --weights DIR --merge OTHER          # take OTHER's networks and heads
     python -m training.export --weights DIR --locate-with-maps     # boxes from the KEY_map heads
 
-Every network is written twice: `NAME.float32.tflite` and `NAME.int8.tflite` (post-training
-integer quantization calibrated on training images, float input and output). The manifest lists
-the file the app loads, both variants with their checksums, and parity figures against the
-Keras float model. `--choose` keeps int8 only where it earns it on the test split (the bone-type
-answer matches float on at least 99.5% of images and every fracture AUROC is within 0.01).
+Every network is written three times: `NAME.float32.tflite`, `NAME.dynamic-int8.tflite` (int8
+weights, activations quantized on the fly) and `NAME.int8.tflite` (int8 weights and activations,
+calibrated on training images); all take and give float. The manifest lists the file the app
+loads, every variant with its checksum, and parity figures against the Keras float model.
+`--choose` keeps a quantized variant only where it earns it on the test split (the bone-type
+answer matches float on at least 99.5% of images and every fracture AUROC is within 0.01),
+trying int8 first, then dynamic-int8, else float32.
 """
 
 from __future__ import annotations
@@ -30,18 +32,21 @@ from core.models import save_head
 from core.runtime import Network
 
 MIN_CALIBRATION = 200
+QUANTIZED = ("int8", "dynamic-int8")  # tried in this order (fastest first) by `choose`
 PARITY_IMAGES = 32
 INT8_MIN_AGREEMENT = 0.995
 INT8_MAX_AUROC_DROP = 0.01
 
 
-def convert(model, calibration: np.ndarray | None) -> bytes:
-    """The LiteRT flatbuffer of a Keras model; int8 weights and activations when calibrated."""
+def convert(model, quantization: str, calibration: np.ndarray | None = None) -> bytes:
+    """The LiteRT flatbuffer of a Keras model: float32; dynamic-int8 (int8 weights, activations
+    quantized at run time); or int8 weights and activations calibrated on `calibration`."""
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    if calibration is not None:
+    if quantization != "float32":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantization == "int8":
 
         def representative():
             for image in calibration:
@@ -80,8 +85,9 @@ def export_network(
     provenance: dict[str, Any] | None = None,
     **details: Any,
 ) -> dict[str, Any]:
-    """Write NAME.float32.tflite, NAME.int8.tflite and the Keras weights (NAME.keras.npz, float16,
-    for re-export and fine-tuning), measure parity, and register the network.
+    """Write NAME.float32.tflite, NAME.dynamic-int8.tflite, NAME.int8.tflite and the Keras
+    weights (NAME.keras.npz, float16, for re-export and fine-tuning), measure parity, and
+    register the network.
 
     `model` (built by `training.models.build_backbone`) maps a preprocessed (S, S, 3) image to
     a feature map (h, w, C); `calibration` holds at least 200 preprocessed training images.
@@ -99,9 +105,9 @@ def export_network(
     check = calibration[:: max(1, len(calibration) // PARITY_IMAGES)][:PARITY_IMAGES]
     reference = np.asarray(model.predict(check, batch_size=8, verbose=0), np.float32)
     variants, parities = {}, {}
-    for quantization, data in (("float32", None), ("int8", calibration)):
+    for quantization in ("float32", *QUANTIZED):
         path = out_dir / f"{name}.{quantization}.tflite"
-        path.write_bytes(convert(model, data))
+        path.write_bytes(convert(model, quantization, calibration))
         entry = manifest_io.NetworkEntry(
             name, path.name, sha256_file(path), size, quantization, feature_shape
         )
@@ -155,15 +161,16 @@ def use_variant(weights: Path, name: str, quantization: str) -> None:
     manifest_io.write_raw(weights, raw)
 
 
-def analyse_with(weights: Path, records: list, int8: set[str]) -> list:
-    """The app's results on `records` with the networks in `int8` quantized, the rest float32."""
+def analyse_with(weights: Path, records: list, quantized: dict[str, str]) -> list:
+    """The app's results on `records` with each network of `quantized` in the variant given
+    there (e.g. {"shared": "int8"}), every other network in float32."""
     import predictions
 
     with tempfile.TemporaryDirectory() as temporary:
         folder = Path(temporary) / "weights"
         shutil.copytree(weights, folder)
         for name in manifest_io.load_raw(folder)["networks"]:
-            use_variant(folder, name, "int8" if name in int8 else "float32")
+            use_variant(folder, name, quantized.get(name, "float32"))
         return [predictions.analyze(record.path, folder) for record in records]
 
 
@@ -182,9 +189,9 @@ def compare(reference: list, candidate: list, records: list) -> dict[str, Any]:
             continue
         aurocs[bone or "all regions"] = {
             name: round(auroc(labels, [results[i].fracture_probability for i in members]), 4)
-            for name, results in (("float32", reference), ("int8", candidate))
+            for name, results in (("float32", reference), ("quantized", candidate))
         }
-    drops = [v["float32"] - v["int8"] for v in aurocs.values()]
+    drops = [v["float32"] - v["quantized"] for v in aurocs.values()]
     earns = bool(agree >= INT8_MIN_AGREEMENT and all(drop <= INT8_MAX_AUROC_DROP for drop in drops))
     return {
         "images": len(records),
@@ -192,7 +199,7 @@ def compare(reference: list, candidate: list, records: list) -> dict[str, Any]:
         "fracture_probability_abs_diff_median": round(float(np.median(diffs)), 4),
         "fracture_probability_abs_diff_max": round(float(diffs.max()), 4),
         "fracture_auroc": aurocs,
-        "int8_earns_its_place": earns,
+        "earns_its_place": earns,
     }
 
 
@@ -202,35 +209,40 @@ def _answer(result) -> str:
 
 
 def choose(weights: Path, records: list) -> dict[str, Any]:
-    """Per network, keep int8 only where it earns it on `records` (the other networks float32);
-    then measure the chosen combination. Both are recorded in the manifest."""
-    names = list(manifest_io.load_raw(weights)["networks"])
-    reference = analyse_with(weights, records, set())
-    per_network = {
-        name: compare(reference, analyse_with(weights, records, {name}), records) for name in names
-    }
-    chosen = {name for name, report in per_network.items() if report["int8_earns_its_place"]}
-    combined = compare(reference, analyse_with(weights, records, chosen), records)
-    for name in names:
-        use_variant(weights, name, "int8" if name in chosen else "float32")
+    """Per network, the fastest quantized variant that earns its place on `records` (tried alone,
+    the other networks float32: int8, then dynamic-int8), else float32; then measure the chosen
+    combination. Both are recorded in the manifest."""
     raw = manifest_io.load_raw(weights)
+    reference = analyse_with(weights, records, {})
+    chosen: dict[str, str] = {}
     for name, entry in raw["networks"].items():
-        entry.setdefault("parity", {})["test_split"] = per_network[name]
+        reports = entry.setdefault("parity", {})["test_split"] = {}
+        for quantization in QUANTIZED:
+            if quantization not in entry.get("variants", {}):
+                continue
+            candidate = analyse_with(weights, records, {name: quantization})
+            reports[quantization] = compare(reference, candidate, records)
+            if reports[quantization]["earns_its_place"]:
+                chosen[name] = quantization
+                break
+        chosen.setdefault(name, "float32")
+    combined = compare(reference, analyse_with(weights, records, chosen), records)
     raw["quantization_choice"] = {
-        "rule": f"int8 if, with only that network quantized, the bone-type answer matches float "
-        f"on >= {INT8_MIN_AGREEMENT:.1%} of test images and every fracture AUROC drops by <= "
-        f"{INT8_MAX_AUROC_DROP}",
-        "int8": sorted(chosen),
-        "float32": sorted(set(names) - chosen),
+        "rule": f"a quantized variant if, with only that network quantized, the bone-type answer "
+        f"matches float on >= {INT8_MIN_AGREEMENT:.1%} of test images and every fracture AUROC "
+        f"drops by <= {INT8_MAX_AUROC_DROP}; int8 tried first, then dynamic-int8",
+        "chosen": chosen,
         "chosen_combination_vs_all_float32": combined,
     }
     manifest_io.write_raw(weights, raw)
-    print(json.dumps(raw["quantization_choice"], indent=1))
+    for name, quantization in chosen.items():
+        use_variant(weights, name, quantization)
+    print(json.dumps(manifest_io.load_raw(weights)["quantization_choice"], indent=1))
     return raw["quantization_choice"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: re-export the networks of a weights folder, or choose int8/float32."""
+    """Command line: re-export, merge, or choose each network's quantization."""
     from training import datasets
 
     parser = argparse.ArgumentParser(
@@ -248,7 +260,9 @@ def main(argv: list[str] | None = None) -> int:
         metavar="OTHER",
         help="copy every network and head of this weights folder (repeatable)",
     )
-    parser.add_argument("--choose", action="store_true", help="int8 or float32, on the test split")
+    parser.add_argument(
+        "--choose", action="store_true", help="int8, dynamic-int8 or float32, on the test split"
+    )
     parser.add_argument(
         "--locate-with-maps",
         action="store_true",

@@ -19,7 +19,8 @@ from core.imaging import normalize
 from core.models import BONES
 from training import datasets
 from training.fracture_data import open_cache
-from training.train_fracture import HEADS, TRUNK_LAYER, build_trunk, configure_threads
+from training.threads import configure_threads
+from training.train_fracture import HEADS, TRUNK_LAYER, build_trunk
 
 CALIBRATION_IMAGES = 200
 

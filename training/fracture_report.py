@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--r", type=float, default=5.0)
     parser.add_argument("--test", action="store_true", help="also report the test split")
     args = parser.parse_args(argv)
-    from training.train_fracture import configure_threads
+    from training.threads import configure_threads
 
     configure_threads(1)
     cache = open_cache(args.cache or args.run / "cache384")

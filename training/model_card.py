@@ -65,12 +65,11 @@ def network_line(name: str, entry: dict, heads: dict) -> str:
     """One network: what it is, its input, storage, parity, training time and its heads."""
     info = entry.get("provenance", {})
     users = ", ".join(key for key, head in heads.items() if head["network"] == name)
-    parity = entry.get("parity", {}).get("test_split", {})
-    agreement = parity.get("bone_type_agreement")
-    chosen = (
-        f"; int8 vs float32 on test: bone-type answers agree on {agreement:.1%}"
-        if agreement
-        else ""
+    tried = entry.get("parity", {}).get("test_split", {})
+    chosen = "".join(
+        f"; {quantization} vs float32 on test: bone-type answers agree on "
+        f"{report['bone_type_agreement']:.1%}"
+        for quantization, report in tried.items()
     )
     return (
         f"- Network `{name}` ({users}): {entry.get('architecture', 'ResNet50')}, cut at "
@@ -156,26 +155,27 @@ def markdown(raw: dict, report: dict) -> str:
     choice = raw.get("quantization_choice")
     if choice:
         combined = choice["chosen_combination_vs_all_float32"]
+        shipped = ", ".join(f"`{name}` {kind}" for name, kind in choice["chosen"].items())
         out += [
             "",
-            "## int8 or float32",
-            f"Rule: {choice['rule']}. int8: {', '.join(choice['int8']) or 'none'}; float32: "
-            f"{', '.join(choice['float32']) or 'none'}. The shipped combination against all "
+            "## int8, dynamic-int8 or float32",
+            f"Rule: {choice['rule']}. Shipped: {shipped}. The shipped combination against all "
             f"float32 on {combined['images']} test images: bone-type answers agree on "
             f"{combined['bone_type_agreement']:.1%}, fracture probability differs by median "
             f"{combined['fracture_probability_abs_diff_median']:.3f} (max "
             f"{combined['fracture_probability_abs_diff_max']:.3f}).",
         ]
         for name, entry in networks.items():
-            test = entry.get("parity", {}).get("test_split", {})
-            if test:
+            for quantization, test in entry.get("parity", {}).get("test_split", {}).items():
                 aurocs = "; ".join(
-                    f"{group} {v['float32']:.3f} vs {v['int8']:.3f}"
+                    f"{group} {v['float32']:.3f} vs {v['quantized']:.3f}"
                     for group, v in test["fracture_auroc"].items()
                 )
+                verdict = "earns its place" if test["earns_its_place"] else "does not"
                 out.append(
-                    f"- `{name}` alone in int8: bone-type answers agree on "
-                    f"{test['bone_type_agreement']:.1%}; fracture AUROC float32 vs int8: {aurocs}."
+                    f"- `{name}` alone in {quantization} ({verdict}): bone-type answers agree on "
+                    f"{test['bone_type_agreement']:.1%}; fracture AUROC float32 vs "
+                    f"{quantization}: {aurocs}."
                 )
     out += [
         "",

@@ -35,6 +35,7 @@ from training.export import export_network, register_head
 from training.metrics import auroc
 from training.models import build_backbone, build_training_model
 from training.pipeline import calibration_images, class_weights, image_dataset, images_only
+from training.threads import configure_threads
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_NETWORK = "shared"
@@ -67,6 +68,7 @@ class Options:
     limit: int
     bone: str | None
     verbose: int
+    threads: int
     command: str
 
 
@@ -121,6 +123,9 @@ def parse_args(argv: list[str] | None = None) -> Options:
         "(e.g. on MURA with a GPU); it becomes that bone's own network in the manifest",
     )
     parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
+    parser.add_argument(
+        "--threads", type=int, default=0, help="CPU threads for TensorFlow (0: every core)"
+    )
     args = parser.parse_args(argv)
     run_dir = args.run_dir or ROOT / "runs" / args.target
     dataset = args.dataset if args.dataset != "auto" else datasets.detect_kind(args.data)
@@ -714,6 +719,7 @@ def train_head(options: Options, splits: dict[str, list[Record]]) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point."""
     options = parse_args(argv)
+    configure_threads(options.threads)
     splits = load_records(options)
     if options.target == "backbone" and options.bone:
         result = train_backbone(options, splits)

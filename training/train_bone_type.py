@@ -33,6 +33,7 @@ from training import augment, datasets, stress
 from training.augment import JointMark
 from training.datasets import Record
 from training.pipeline import class_weights
+from training.threads import configure_threads
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_INIT = ROOT / "weights" / "backbone_resnet50.npz"
@@ -184,14 +185,6 @@ def draw_batch(
 
 
 # ----------------------------------------------------------------------------- model
-
-
-def set_threads(threads: int) -> None:
-    """Limit TensorFlow to `threads` threads (call before any TensorFlow op)."""
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
 def build_model(size: int, init: str, freeze_stem: bool = True, dropout: float = 0.2):
@@ -491,7 +484,7 @@ def _jsonable(options: Options) -> dict:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     options = parse_args(argv)
-    set_threads(options.threads)
+    configure_threads(options.threads)
     splits, marks = load_data(options)
     state_path = options.out / "state.json"
     if options.stage == "shipped":  # the "before" figures: the shipped weights/ folder

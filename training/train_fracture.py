@@ -23,24 +23,13 @@ from core.imaging import normalize
 from core.models import load_arrays
 from training import datasets, metrics
 from training.fracture_data import CropSampler, CropSettings, build_cache
+from training.threads import configure_threads
 
 HEADS = ("shared", "Elbow", "Hand", "Shoulder")  # columns of the cell-logit map
 TRUNK_LAYER = "conv4_block6_out"
 STAGE_STRIDES = {"conv2": 4, "conv3": 8, "conv4": 16, "conv5": 32}
 FROZEN_PREFIXES = ("conv1_", "conv2_", "pool1_")
 SHIPPED_BACKBONE = Path(__file__).resolve().parent.parent / "weights" / "backbone_resnet50.npz"
-
-
-def configure_threads(threads: int = 1) -> None:
-    """Limit TensorFlow to `threads` threads (call before any TensorFlow op; once TensorFlow has
-    started, e.g. inside a test session, its setting is kept)."""
-    import tensorflow as tf
-
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
-    except RuntimeError:
-        pass
 
 
 # ----------------------------------------------------------------------------- model
