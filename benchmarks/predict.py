@@ -66,8 +66,10 @@ def keras_runner(weights: Path):
             features[name] = model(normalize(pixels)[None], training=False).numpy()[0]
         bone = engine.heads["bone_type"].logits(features[manifest.bone_type.network])
         best = ("Elbow", "Hand", "Shoulder")[int(bone[:3].argmax())]
-        head = manifest.fracture[best]
-        return engine.heads[head.name].logits(features[head.network])
+        return sum(
+            engine.heads[head.name].logits(features[head.network])
+            for head in manifest.verdict_of(best)
+        )
 
     return run
 

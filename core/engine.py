@@ -62,10 +62,12 @@ class Engine:
         bone_logits = self.heads["bone_type"].logits(features[manifest.bone_type.network])
         bone = softmax(bone_logits)
         fracture, maps, fracture_frames = {}, {}, {}
-        for name, entry in manifest.fracture.items():
-            fracture[name] = float(
-                sigmoid(self.heads[entry.name].logits(features[entry.network]))[0]
+        for name in manifest.fracture:
+            logits = sum(
+                self.heads[head.name].logits(features[head.network])
+                for head in manifest.verdict_of(name)
             )
+            fracture[name] = float(sigmoid(logits)[0])
             located = manifest.map_of(name)
             maps[name] = self.heads[located.name].cell_logits(features[located.network])[..., 0]
             fracture_frames[name] = frames[located.network]

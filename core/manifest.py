@@ -55,6 +55,7 @@ class HeadEntry:
     threshold: float | None = None
     box_threshold: float | None = None  # cells above it become fracture boxes (None: no boxes)
     map_head: str | None = None  # another head whose cell map gives the boxes and heatmap
+    plus_heads: tuple[str, ...] = ()  # heads (other networks) whose image logits add to this one's
     version: str = ""
     details: dict[str, Any] = field(default_factory=dict, compare=False)
 
@@ -84,6 +85,13 @@ class Manifest:
         or the fracture head itself."""
         head = self.fracture[bone]
         return self.heads[head.map_head] if head.map_head else head
+
+    def verdict_of(self, bone: str) -> tuple[HeadEntry, ...]:
+        """The heads whose image logits, summed, give `bone`'s fracture verdict: its fracture head
+        and the heads it adds (an ensemble of networks; mean pooling keeps it one linear head on
+        the networks' pooled features)."""
+        head = self.fracture[bone]
+        return (head, *(self.heads[key] for key in head.plus_heads))
 
     def network_of(self, head: HeadEntry) -> NetworkEntry:
         """The network a head reads its features from."""
@@ -142,6 +150,11 @@ def read_manifest(folder: Path | str = DEFAULT_WEIGHTS) -> Manifest:
         for key, head in heads.items():
             if head.map_head is not None and head.map_head not in heads:
                 raise ValueError(f"head '{key}' names an unknown map head {head.map_head!r}")
+            for plus in head.plus_heads:
+                if plus not in heads or heads[plus].plus_heads or plus == key:
+                    raise ValueError(f"head '{key}' adds an unknown or nested head {plus!r}")
+                if heads[plus].classes != head.classes:
+                    raise ValueError(f"head '{key}' adds head {plus!r} of other classes")
         manifest = Manifest(
             folder=folder,
             recognition_threshold=_probability(raw["recognition_threshold"], "recognition"),
@@ -196,7 +209,10 @@ def _head(key: str, raw: dict[str, Any], networks: dict[str, NetworkEntry]) -> H
         raise ValueError(f"head '{key}' has pooling_r {pooling_r!r}")
     threshold, box_threshold = raw.get("threshold"), raw.get("box_threshold")
     known = {"network", "file", "sha256", "classes", "pooling", "pooling_r", "version"}
-    known |= {"threshold", "box_threshold", "map_head"}
+    known |= {"threshold", "box_threshold", "map_head", "plus_heads"}
+    plus_heads = raw.get("plus_heads", [])
+    if not isinstance(plus_heads, list) or not all(isinstance(k, str) for k in plus_heads):
+        raise ValueError(f"head '{key}' has plus_heads {plus_heads!r}")
     return HeadEntry(
         name=key,
         network=raw["network"],
@@ -208,6 +224,7 @@ def _head(key: str, raw: dict[str, Any], networks: dict[str, NetworkEntry]) -> H
         threshold=None if threshold is None else _probability(threshold, key),
         box_threshold=None if box_threshold is None else _probability(box_threshold, f"{key} box"),
         map_head=raw.get("map_head"),
+        plus_heads=tuple(plus_heads),
         version=str(raw.get("version", "")),
         details={name: value for name, value in raw.items() if name not in known},
     )

@@ -104,6 +104,43 @@ def test_a_map_head_on_another_network_gives_boxes_and_heatmap(two_networks, tmp
         read_manifest(folder)
 
 
+def test_a_verdict_can_add_the_logits_of_heads_on_other_networks(
+    two_networks, tmp_path, sample_png
+):
+    folder = tmp_path / "ensemble"
+    shutil.copytree(two_networks, folder)
+
+    def add_shared_term(raw):
+        hand = raw["heads"]["fracture_hand"]
+        raw["heads"]["fracture_hand_coarse"] = {
+            **raw["heads"]["fracture_hand"],
+            "network": "shared",
+        }
+        hand["plus_heads"] = ["fracture_hand_coarse"]
+
+    edit_manifest(folder, add_shared_term)
+    engine.clear_cache()
+    manifest = read_manifest(folder)
+    assert [h.network for h in manifest.verdict_of("Hand")] == ["fracture", "shared"]
+    gray = read_xray(sample_png)
+    arrays = np.load(folder / "fracture_hand_head.npz")
+    head = Head(arrays["kernel"].astype(np.float32), arrays["bias"].astype(np.float32))
+    logits = 0.0
+    for name, size in (("fracture", 48), ("shared", 32)):
+        network = Network(folder / manifest.networks[name].file, manifest.networks[name])
+        logits += head.logits(network.features(normalize(prepare_framed(gray, size)[0])))[0]
+    result = predictions.analyze(sample_png, folder, bone="Hand")
+    assert result.fracture_probability == pytest.approx(float(sigmoid(logits)), abs=1e-5)
+    alone = predictions.analyze(sample_png, two_networks, bone="Hand").fracture_probability
+    assert result.fracture_probability != pytest.approx(alone, abs=1e-6)
+    for bad in (["nowhere"], ["fracture_hand"], "fracture_hand_coarse", ["bone_type"]):
+        edit_manifest(
+            folder, lambda raw, bad=bad: raw["heads"]["fracture_hand"].update(plus_heads=bad)
+        )
+        with pytest.raises(errors.ManifestError):
+            read_manifest(folder)
+
+
 def test_class_activation_map_equals_gradcam_of_the_keras_model(tmp_path):
     import keras
     import tensorflow as tf
