@@ -14,7 +14,14 @@ import numpy as np
 from core.framing import Frame, content_box
 from core.heads import Head, sigmoid, softmax
 from core.imaging import normalize, prepare_framed
-from core.manifest import HeadEntry, Manifest, read_manifest, verified_path
+from core.manifest import (
+    DEFAULT_WEIGHTS,
+    MANIFEST_NAME,
+    HeadEntry,
+    Manifest,
+    read_manifest,
+    verified_path,
+)
 from core.models import BONE_TYPE_CLASSES, load_head
 from core.runtime import Network
 
@@ -86,17 +93,26 @@ class Engine:
         return heat, raw.fracture_frames[bone]
 
 
-_engines: dict[Path, Engine] = {}
+_engines: dict[tuple[Path, int, int], Engine] = {}
 _lock = threading.Lock()
 
 
 def get_engine(weights_dir: Path | str | None = None) -> Engine:
-    """The engine for a weights folder, loaded lazily and once (thread-safe)."""
-    manifest = read_manifest(weights_dir) if weights_dir else read_manifest()
-    key = manifest.folder.resolve()
+    """The engine for a weights folder, loaded lazily and once (thread-safe); loaded again when
+    the folder's manifest file changes (it is checked with a stat, not parsed, on each call)."""
+    folder = Path(weights_dir) if weights_dir else DEFAULT_WEIGHTS
+    try:
+        stat = (folder / MANIFEST_NAME).stat()
+    except OSError:
+        read_manifest(folder)  # raises the clinician-readable error for a missing folder or file
+        raise
+    key = (folder.resolve(), stat.st_mtime_ns, stat.st_size)
     with _lock:
         if key not in _engines:
-            _engines[key] = Engine(manifest)
+            engine = Engine(read_manifest(folder))
+            for stale in [k for k in _engines if k[0] == key[0]]:
+                del _engines[stale]
+            _engines[key] = engine
         return _engines[key]
 
 

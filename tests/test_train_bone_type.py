@@ -166,14 +166,24 @@ def test_export_writes_network_head_and_threshold(tmp_path):
     splits = {"train": records, "val": records[:4], "test": []}
     opts = options(tmp_path, size=32)
     report = {"recognition_threshold": 0.7, "threshold_note": "chosen on plain and stress"}
-    out = tbt.export(opts, splits, report, {"minutes": 12.34}, model=tiny_model(32, "none", True))
+    state = {
+        "minutes": 12.34,
+        "options": tbt._jsonable(opts),
+        "resumed_with": [{**tbt._jsonable(opts), "resume": True, "other_share": 0.5}],
+    }
+    out = tbt.export(opts, splits, report, state, model=tiny_model(32, "none", True))
     raw = manifest_io.load_raw(out)
     network = raw["networks"][tbt.NETWORK_NAME]
     assert network["input_size"] == 32 and (out / network["file"]).is_file()
     assert network["provenance"]["training_minutes"] == 12.3
+    first, resumed = network["provenance"]["command"].split("; then ")
+    assert first.startswith("python -m training.train_bone_type --data ") and "--size 32" in first
+    assert "--resume" not in first and "--other-share" not in first
+    assert "--resume" in resumed and "--other-share 0.5" in resumed
     head = raw["heads"]["bone_type"]
     assert head["network"] == tbt.NETWORK_NAME and head["pooling"] == "mean"
     assert head["classes"] == list(BONE_TYPE_CLASSES)
+    assert head["provenance"]["command"] == network["provenance"]["command"]
     assert raw["recognition_threshold"] == 0.7
     assert "plain and stress" in raw["recognition_threshold_note"]
 

@@ -160,9 +160,12 @@ def main(argv: list[str] | None = None) -> int:
         f"training region (L2 {result['strength']:g}, chosen by {FOLDS}-fold cross-validation "
         "over training patients)",
         "validation": validation,
-        "command": "python -m training.fit_verdict "
-        + " ".join(sys.argv[1:] if argv is None else argv),
-        "fit_minutes": round((time.time() - started) / 60, 1),
+        "provenance": {
+            "data": f"fracatlas, train split (fit) and val split (thresholds), seed {args.seed}",
+            "command": "python -m training.fit_verdict "
+            + " ".join(sys.argv[1:] if argv is None else argv),
+            "training_minutes": round((time.time() - started) / 60, 1),
+        },
     }
     terms = []
     for network, kernel in zip(networks[1:], result["kernels"][1:], strict=True):

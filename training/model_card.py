@@ -80,6 +80,19 @@ def network_line(name: str, entry: dict, heads: dict) -> str:
     )
 
 
+def verdict_sentence(heads: dict) -> str:
+    """Which networks each bone's fracture verdict reads (its head plus any heads it adds)."""
+    head = heads[manifest_io.fracture_key(BONES[0])]
+    networks = [head["network"], *(heads[key]["network"] for key in head.get("plus_heads", []))]
+    if len(networks) == 1:
+        return f"the verdict reads network `{networks[0]}`."
+    return (
+        "the verdict adds the image logits of heads on networks "
+        + " and ".join(f"`{name}`" for name in networks)
+        + " (one linear head over their pooled features)."
+    )
+
+
 def markdown(raw: dict, report: dict) -> str:
     """The model card as Markdown."""
     networks, heads = raw["networks"], raw["heads"]
@@ -102,7 +115,8 @@ def markdown(raw: dict, report: dict) -> str:
         "- Bone type: Elbow / Hand / Shoulder / Other; not recognised when 'Other' wins or the "
         f"top probability is under {raw['recognition_threshold']} "
         f"({raw.get('recognition_threshold_note', 'fixed')}).",
-        "- Fracture: one head per bone; 'fractured' at the threshold in the manifest.",
+        f"- Fracture: one head per bone; {verdict_sentence(heads)} 'Fractured' at the "
+        "threshold in the manifest.",
         "",
         "## Data",
         f"{FRACATLAS}.",
@@ -201,8 +215,8 @@ def markdown(raw: dict, report: dict) -> str:
         "- More data of the rare groups (elbows, fractured shoulders): MURA v1.1 has about "
         "5,000 elbow and 8,000 shoulder images.",
         "- Longer training of the 384-px fracture map with more whole images and hard negatives "
-        "(it was trained for about 72 minutes on a shared CPU), so that it can also give the "
-        "verdict.",
+        "(it was trained for about 72 minutes on a shared CPU): it gives the boxes and half of "
+        "the verdict, and its boxes hit far less often than a clinical tool needs.",
         "- More 'other region' examples (wrist, forearm, finger views) for the 'not recognised' "
         "answer.",
     ]

@@ -18,6 +18,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import platform
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -442,6 +444,7 @@ def export(options: Options, splits, report: dict, state: dict, model=None) -> P
         model = build_model(options.size, "none", options.freeze_stem)
         model.load_weights(options.out / "checkpoint.weights.h5")
     out = options.out / "export"
+    runs = [state.get("options"), *state.get("resumed_with", [])]
     provenance = {
         "data": "fracatlas",
         "split_seed": 0,
@@ -452,10 +455,13 @@ def export(options: Options, splits, report: dict, state: dict, model=None) -> P
         "without image caching and start-up",
         "epochs": state.get("epochs_done"),
         "steps": sum(epoch["steps"] for epoch in state.get("history", [])),
+        "command": "; then ".join(command_line(run) for run in runs if run),
         "training_options": state.get("options"),
         "resumed_with": state.get("resumed_with", []),
         "validation": {k: v for k, v in report.items() if k.endswith("validation")},
         "finished_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
         "joint_marks": "training/data/joint_marks.csv",
     }
     export_network(
@@ -466,12 +472,31 @@ def export(options: Options, splits, report: dict, state: dict, model=None) -> P
         provenance,
     )
     kernel, bias = head_arrays(model)
-    register_head(out, "bone_type", kernel, bias, NETWORK_NAME, pooling="mean")
+    register_head(
+        out, "bone_type", kernel, bias, NETWORK_NAME, pooling="mean", provenance=provenance
+    )
     raw = manifest_io.load_raw(out)
     raw["recognition_threshold"] = report["recognition_threshold"]
     raw["recognition_threshold_note"] = report["threshold_note"]
     manifest_io.write_raw(out, raw)
     return out
+
+
+def command_line(options: dict) -> str:
+    """The training command that `options` (as stored in the run's state) stand for."""
+    defaults = _jsonable(Options(Path(), Path()))
+    parts = ["python -m training.train_bone_type"]
+    for key, value in options.items():
+        if key in ("data", "out") or value != defaults.get(key):
+            flag = f"--{key.replace('_', '-')}"
+            if isinstance(value, bool):
+                if key == "resume" and value:
+                    parts.append(flag)
+                elif key == "freeze_stem" and not value:
+                    parts.append("--no-freeze-stem")
+            else:
+                parts.append(f"{flag} {value}")
+    return " ".join(parts)
 
 
 def _jsonable(options: Options) -> dict:
