@@ -333,3 +333,14 @@ def test_feature_shape_must_match_the_network(weights_copy, sample_png):
     edit_manifest(weights_copy, lambda r: r["networks"]["shared"].update(feature_shape=[4, 4, 16]))
     with pytest.raises(errors.InvalidModelFileError, match="its output is"):
         predictions.analyze(sample_png, weights_copy)
+
+
+def test_the_engine_is_loaded_once_and_again_when_the_manifest_changes(weights_copy, sample_png):
+    engine.clear_cache()
+    first = engine.get_engine(weights_copy)
+    assert engine.get_engine(weights_copy) is first  # no re-reading per prediction
+    edit_manifest(weights_copy, lambda raw: raw.update(recognition_threshold=0.999))
+    second = engine.get_engine(weights_copy)
+    assert second is not first and second.manifest.recognition_threshold == 0.999
+    assert predictions.analyze(sample_png, weights_copy).recognised is False
+    assert engine.get_engine(weights_copy) is second
