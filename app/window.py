@@ -331,6 +331,14 @@ class FractureApp(ctk.CTk):
             )
             self.heatmap_switch.deselect()
             return
+        if not self.result.recognised:
+            self.show_message(
+                "No fracture verdict",
+                "The image was not recognised, so there is no fracture result to explain. "
+                "Choose the bone (Analyse as) to get a verdict and its heatmap.",
+            )
+            self.heatmap_switch.deselect()
+            return
         if self.overlay_image is not None:
             self.refresh_preview()
             return
@@ -502,11 +510,12 @@ class FractureApp(ctk.CTk):
             return
         heatmap = self.heatmap_switch.get() and self.overlay_image is not None
         image = self.overlay_image if heatmap else self.preview_image
-        boxes = shown_boxes(self.result) if self.result is not None else ()
+        recognised = self.result is not None and self.result.recognised
+        boxes = shown_boxes(self.result) if recognised else ()  # no verdict, no fracture boxes
         if self.boxes_switch.get() and boxes:
             image = draw_boxes(image, boxes, self.gray.shape)
         self._show_preview(image)
-        if self.result is not None and self.result.recognised:
+        if recognised:
             self.detail_label.configure(
                 text=describe(self.result, self.boxes_switch.get()).detail_text
             )

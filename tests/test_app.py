@@ -27,7 +27,9 @@ def weights(tmp_path_factory):
         "normal": make_random_weights(
             root / "n", favour_bone="Hand", fracture_logit=-2.0, box_threshold=0.5
         ),
-        "other": make_random_weights(root / "o", favour_bone="Other", fracture_logit=2.0),
+        "other": make_random_weights(
+            root / "o", favour_bone="Other", fracture_logit=2.0, box_threshold=0.5
+        ),
     }
 
 
@@ -389,9 +391,26 @@ def test_not_recognised_offers_the_bones_and_a_choice_gives_a_verdict(
         assert app.result_label.cget("text").startswith("Not recognised")
         assert app.offer_frame.winfo_ismapped()
         assert [b.cget("text") for b in app.offer_buttons.values()] == ["Elbow", "Hand", "Shoulder"]
+        # No verdict, no fracture marks: the model's map has boxes, but none are drawn, and the
+        # heatmap switch explains why instead of showing one.
+        assert predictions.analyze(image, weights["other"]).boxes
+        drawn: list = []
+
+        def recording_draw(image, boxes, shape):
+            drawn.append(len(boxes))
+            return image
+
+        monkeypatch.setattr("app.window.draw_boxes", recording_draw)
+        app.refresh_preview()
+        assert drawn == []
+        app.heatmap_switch.select()
+        app.toggle_heatmap()
+        assert not app.heatmap_switch.get() and app.overlay_image is None
+        assert recorder.messages[-1][0] == "No fracture verdict"
         screenshot(app, "window_not_recognised_offer.png")
         app.offer_buttons["Elbow"].invoke()
         wait_idle(app)
+        assert drawn  # with a bone chosen, the verdict's boxes are drawn
         expected = predictions.analyze(image, weights["other"], bone="Elbow")
         assert app.bone_selector.get() == "Elbow"
         assert app.type_label.cget("text").startswith(
