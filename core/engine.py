@@ -13,7 +13,7 @@ import numpy as np
 
 from core.framing import Frame, content_box
 from core.heads import Head, sigmoid, softmax
-from core.imaging import normalize, prepare_framed
+from core.imaging import model_input
 from core.manifest import (
     DEFAULT_WEIGHTS,
     MANIFEST_NAME,
@@ -63,8 +63,8 @@ class Engine:
         frames: dict[str, Frame] = {}
         box = content_box(gray)  # found once, used at every network's size
         for name, network in self.networks.items():
-            pixels, frames[name] = prepare_framed(gray, network.input_size, box)
-            features[name] = network.features(normalize(pixels))
+            pixels, frames[name] = model_input(gray, network.input_size, box)
+            features[name] = network.features(pixels)
         manifest = self.manifest
         bone_logits = self.heads["bone_type"].logits(features[manifest.bone_type.network])
         bone = softmax(bone_logits)

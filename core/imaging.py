@@ -407,6 +407,19 @@ def prepare_framed(
 ) -> tuple[np.ndarray, Frame]:
     """`prepare`, and the `Frame` that maps model pixels back to the image's own pixels
     (`box`: the image's `content_box`, to skip finding it again for a second size)."""
+    canvas, frame = _framed_canvas(image, size, box)
+    return np.repeat(canvas[:, :, None], 3, axis=2), frame
+
+
+def model_input(image: np.ndarray, size: int, box: Box | None = None) -> tuple[np.ndarray, Frame]:
+    """`normalize(prepare_framed(image, size, box))` in one step (an X-ray's three channels are
+    equal), and its `Frame`: what the engine feeds a network."""
+    canvas, frame = _framed_canvas(image, size, box)
+    return canvas[:, :, None] - IMAGENET_BGR_MEAN, frame
+
+
+def _framed_canvas(image: np.ndarray, size: int, box: Box | None) -> tuple[np.ndarray, Frame]:
+    """The cropped, resized and padded (size, size) gray square in [0, 255], and its `Frame`."""
     frame = frame_for(image, size, box=box)
     content = image[frame.top : frame.top + frame.height, frame.left : frame.left + frame.width]
     new_h, new_w = frame.resized_shape
@@ -415,7 +428,7 @@ def prepare_framed(
     canvas = np.zeros((size, size), dtype=np.float32)
     top, left = frame.pad_top, frame.pad_left
     canvas[top : top + new_h, left : left + new_w] = np.clip(resized * 255.0, 0.0, 255.0)
-    return np.repeat(canvas[:, :, None], 3, axis=2), frame
+    return canvas, frame
 
 
 def normalize(pixels):  # numpy array or tf.Tensor, values in [0, 255], channels last

@@ -26,6 +26,7 @@ from core.imaging import (
     MAX_FILE_BYTES,
     XrayImage,
     load_xray,
+    model_input,
     normalize,
     prepare,
     preprocess,
@@ -95,6 +96,16 @@ def test_prepare_letterboxes_and_normalize_matches_keras(tmp_path):
 
     np.testing.assert_allclose(normalize(square), preprocess_input(square.copy()), atol=1e-4)
     np.testing.assert_allclose(preprocess(image, 64), normalize(square))
+
+
+def test_the_engines_model_input_is_exactly_the_training_preprocessing(tmp_path):
+    from core.framing import content_box
+
+    image = np.pad(read_xray(write_image(tmp_path / "x.png")), 20)  # a black frame to crop
+    for size in (32, 57, 96):
+        pixels, frame = model_input(image, size, content_box(image))
+        np.testing.assert_array_equal(pixels, preprocess(image, size))
+        assert frame.top == 20 and frame.left == 20 and pixels.dtype == np.float32
 
 
 @pytest.mark.parametrize(
