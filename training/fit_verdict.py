@@ -27,6 +27,7 @@ from scipy.optimize import minimize
 
 from core import manifest as manifest_io
 from core.errors import TriageError
+from core.heads import sigmoid
 from core.imaging import preprocess, read_xray
 from core.manifest import fracture_key, read_manifest, verified_path
 from core.models import BONES
@@ -140,13 +141,13 @@ def main(argv: list[str] | None = None) -> int:
     networks = args.networks.split(",")
     splits, _ = datasets.load_splits("fracatlas", args.data, seed=args.seed)
     train, val = splits["train"], splits["val"]
-    features = {
-        name: [pooled_features(args.weights, net, recs, args.cache) for net in networks]
-        for name, recs in (("train", train), ("val", val))
-    }
-    result = fit(features["train"], train)
-    val_logits = sum(f @ k[:, 0] for f, k in zip(features["val"], result["kernels"], strict=True))
-    val_scores = 1 / (1 + np.exp(-(val_logits + result["bias"])))
+    both = [pooled_features(args.weights, net, train + val, args.cache) for net in networks]
+    result = fit([block[: len(train)] for block in both], train)
+    val_logits = sum(
+        block[len(train) :] @ kernel[:, 0]
+        for block, kernel in zip(both, result["kernels"], strict=True)
+    )
+    val_scores = sigmoid(val_logits + result["bias"])
     labels = np.array([r.label for r in val])
     bones = np.array([r.bone in BONES for r in val])
     validation = {
