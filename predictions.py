@@ -355,11 +355,18 @@ def _row(result: Prediction | StudyPrediction) -> dict:
     return data
 
 
+def other_region_likeliest(probabilities: dict[str, float]) -> float | None:
+    """The 'Other' probability when other region is the model's most likely class, else None
+    (said beside the model's best bone, so a low bone guess is read in context)."""
+    likeliest = max(probabilities, key=probabilities.get)
+    return None if likeliest in BONES else probabilities[likeliest]
+
+
 def _describe(result: Prediction | StudyPrediction) -> str:
-    probabilities = result.bone_probabilities
-    model_guess = f"{result.model_bone} {probabilities[result.model_bone]:.0%}"
-    if max(probabilities, key=probabilities.get) not in BONES:  # "Other" is more likely
-        model_guess += f", other region {probabilities['Other']:.0%}"
+    model_guess = f"{result.model_bone} {result.bone_probabilities[result.model_bone]:.0%}"
+    other = other_region_likeliest(result.bone_probabilities)
+    if other is not None:
+        model_guess += f", other region {other:.0%}"
     if result.bone_source == FROM_MODEL:
         bone = f"{result.bone} ({result.bone_probabilities[result.bone]:.0%})"
     else:

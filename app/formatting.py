@@ -5,8 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from core.models import BONES as BONE_NAMES
-from predictions import CHOSEN, FRACTURED, FROM_MODEL, FROM_TAG, Prediction, StudyPrediction
+from predictions import (
+    CHOSEN,
+    FRACTURED,
+    FROM_MODEL,
+    FROM_TAG,
+    Prediction,
+    StudyPrediction,
+    other_region_likeliest,
+)
 
 RED = "#d32f2f"
 GREEN = "#2e7d32"
@@ -79,10 +86,10 @@ def describe(result: Prediction | StudyPrediction, show_boxes: bool = False) -> 
 def type_text(result: Prediction | StudyPrediction) -> str:
     """The bone type, who decided it, and (when not the model) the model's own best guess."""
     bone, guess = result.bone, result.model_bone
-    probabilities = result.bone_probabilities
-    guess_text = f"{guess} {probabilities[guess]:.0%}"
-    if max(probabilities, key=probabilities.get) not in BONE_NAMES:  # "Other" is more likely
-        guess_text += f" (other region {probabilities['Other']:.0%})"
+    guess_text = f"{guess} {result.bone_probabilities[guess]:.0%}"
+    other = other_region_likeliest(result.bone_probabilities)
+    if other is not None:
+        guess_text += f" (other region {other:.0%})"
     if result.bone_source == CHOSEN:
         return f"Type: {bone} (chosen by you)\nModel's guess: {guess_text}"
     if result.bone_source == FROM_TAG:
