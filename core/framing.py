@@ -84,7 +84,18 @@ def content_box(image: np.ndarray) -> tuple[int, int, int, int]:
 
 
 def _uniform_lines(small: np.ndarray) -> np.ndarray:
-    low, high = np.percentile(small, [5, 95], axis=1)
+    """Per row: is its 5th-95th percentile spread below `BORDER_SPREAD`? (`np.percentile`'s
+    linear interpolation on sorted rows: numpy's vectorised sort is 4x faster than a partition.)
+    """
+    positions = np.array([0.05, 0.95]) * (small.shape[1] - 1)
+    below = np.floor(positions).astype(int)
+    above = np.minimum(below + 1, small.shape[1] - 1)
+    ordered = np.sort(small, axis=1)
+    weight = positions - below
+    left, right = ordered[:, below], ordered[:, above]
+    difference = right - left  # interpolated as numpy does (`_lerp`), to give the same answers
+    values = np.where(weight < 0.5, left + difference * weight, right - difference * (1 - weight))
+    low, high = values.T
     return (high - low) < BORDER_SPREAD
 
 

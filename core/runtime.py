@@ -66,4 +66,4 @@ class Network:
         with self._lock:
             self._interpreter.set_tensor(self._input, batch)
             self._interpreter.invoke()
-            return self._interpreter.get_tensor(self._output)[0].copy()
+            return self._interpreter.get_tensor(self._output)[0]  # get_tensor copies

@@ -108,6 +108,18 @@ def test_the_engines_model_input_is_exactly_the_training_preprocessing(tmp_path)
         assert frame.top == 20 and frame.left == 20 and pixels.dtype == np.float32
 
 
+def test_border_lines_are_judged_exactly_as_by_numpy_percentile():
+    from core.framing import BORDER_SPREAD, _uniform_lines
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        rows, cols = rng.integers(1, 120, size=2)
+        lines = (rng.random((rows, cols)) * rng.choice([0.06, 0.1, 1.0])).astype(np.float32)
+        lines[: rows // 3] = rng.random()  # some uniform lines, as a black or white frame
+        low, high = np.percentile(lines, [5, 95], axis=1)
+        np.testing.assert_array_equal(_uniform_lines(lines), (high - low) < BORDER_SPREAD)
+
+
 @pytest.mark.parametrize(
     ("make", "error", "words"),
     [
