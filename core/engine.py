@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from core.framing import Frame, content_box
+from core.framing import Frame
 from core.heads import Head, sigmoid, softmax
-from core.imaging import model_input
+from core.imaging import model_inputs
 from core.manifest import (
     DEFAULT_WEIGHTS,
     MANIFEST_NAME,
@@ -61,10 +61,10 @@ class Engine:
         """All stages on one [0, 1] gray X-ray; each network runs once."""
         features: dict[str, np.ndarray] = {}
         frames: dict[str, Frame] = {}
-        box = content_box(gray)  # found once, used at every network's size
-        for name, network in self.networks.items():
-            pixels, frames[name] = model_input(gray, network.input_size, box)
-            features[name] = network.features(pixels)
+        sizes = [network.input_size for network in self.networks.values()]
+        inputs = model_inputs(gray, sizes)  # one content box and one crop for all sizes
+        for (name, network), (pixels, frame) in zip(self.networks.items(), inputs, strict=True):
+            features[name], frames[name] = network.features(pixels), frame
         manifest = self.manifest
         bone_logits = self.heads["bone_type"].logits(features[manifest.bone_type.network])
         bone = softmax(bone_logits)

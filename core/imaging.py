@@ -10,6 +10,7 @@ import errno
 import io
 import os
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import numpy as np
 from PIL import Image, ImageChops, ImageFile, ImageOps, UnidentifiedImageError
 
 from core import errors
-from core.framing import Box, Frame, frame_for
+from core.framing import Box, Frame, content_box, frame_for
 
 MAX_PIXELS = 60_000_000  # ~7700 x 7700: larger than any radiograph, small enough to be safe
 MAX_FILE_BYTES = 256 * 1024 * 1024  # no radiograph file is this large; refuse before reading it
@@ -414,24 +415,49 @@ def prepare_framed(
 def model_input(image: np.ndarray, size: int, box: Box | None = None) -> tuple[np.ndarray, Frame]:
     """`normalize(prepare_framed(image, size, box))` in one step (an X-ray's three channels are
     equal), and its `Frame`: what the engine feeds a network."""
-    canvas, frame = _framed_canvas(image, size, box)
-    pixels = np.empty((size, size, 3), dtype=np.float32)
-    for channel, mean in enumerate(IMAGENET_BGR_MEAN):  # 8x faster than broadcasting over 3
-        np.subtract(canvas, mean, out=pixels[:, :, channel])
-    return pixels, frame
+    return model_inputs(image, (size,), box)[0]
+
+
+def model_inputs(
+    image: np.ndarray, sizes: Sequence[int], box: Box | None = None
+) -> list[tuple[np.ndarray, Frame]]:
+    """`model_input` at each of `sizes`, the image's content handed to Pillow once for all."""
+    if box is None:
+        box = content_box(image)
+    content = _content_image(image, box)
+    inputs = []
+    for size in sizes:
+        frame = frame_for(image, size, box=box)
+        canvas = _canvas(content, frame)
+        pixels = np.empty((size, size, 3), dtype=np.float32)
+        for channel, mean in enumerate(IMAGENET_BGR_MEAN):  # 8x faster than broadcasting over 3
+            np.subtract(canvas, mean, out=pixels[:, :, channel])
+        inputs.append((pixels, frame))
+    return inputs
 
 
 def _framed_canvas(image: np.ndarray, size: int, box: Box | None) -> tuple[np.ndarray, Frame]:
     """The cropped, resized and padded (size, size) gray square in [0, 255], and its `Frame`."""
     frame = frame_for(image, size, box=box)
-    content = image[frame.top : frame.top + frame.height, frame.left : frame.left + frame.width]
+    box = (frame.top, frame.left, frame.height, frame.width)
+    return _canvas(_content_image(image, box), frame), frame
+
+
+def _content_image(image: np.ndarray, box: Box) -> Image.Image:
+    """The content box of a [0, 1] gray image as a Pillow float image."""
+    top, left, height, width = box
+    content = image[top : top + height, left : left + width]
+    return Image.fromarray(np.ascontiguousarray(content, dtype=np.float32), mode="F")
+
+
+def _canvas(content: Image.Image, frame: Frame) -> np.ndarray:
+    """`content` resized by `frame` and placed on its black (size, size) square, in [0, 255]."""
     new_h, new_w = frame.resized_shape
-    pil = Image.fromarray(np.ascontiguousarray(content, dtype=np.float32), mode="F")
-    resized = np.asarray(pil.resize((new_w, new_h), Image.Resampling.BILINEAR), dtype=np.float32)
-    canvas = np.zeros((size, size), dtype=np.float32)
+    resized = np.asarray(content.resize((new_w, new_h), Image.Resampling.BILINEAR), np.float32)
+    canvas = np.zeros((frame.size, frame.size), dtype=np.float32)
     top, left = frame.pad_top, frame.pad_left
     canvas[top : top + new_h, left : left + new_w] = np.clip(resized * 255.0, 0.0, 255.0)
-    return canvas, frame
+    return canvas
 
 
 def normalize(pixels):  # numpy array or tf.Tensor, values in [0, 255], channels last

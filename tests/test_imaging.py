@@ -27,6 +27,7 @@ from core.imaging import (
     XrayImage,
     load_xray,
     model_input,
+    model_inputs,
     normalize,
     prepare,
     preprocess,
@@ -106,6 +107,10 @@ def test_the_engines_model_input_is_exactly_the_training_preprocessing(tmp_path)
         pixels, frame = model_input(image, size, content_box(image))
         np.testing.assert_array_equal(pixels, preprocess(image, size))
         assert frame.top == 20 and frame.left == 20 and pixels.dtype == np.float32
+    sizes = (32, 57, 96)
+    for size, (pixels, frame) in zip(sizes, model_inputs(image, sizes), strict=True):
+        np.testing.assert_array_equal(pixels, preprocess(image, size))
+        assert frame.size == size and frame.top == 20 and frame.left == 20
 
 
 def test_border_lines_are_judged_exactly_as_by_numpy_percentile():
