@@ -65,3 +65,19 @@ def test_tiny_training_run_checkpoints_resumes_and_writes_cell_logits(tmp_path):
     (out / "cell_logits_test.npz").unlink()
     assert tfr.main([*common, "--logits-only", "test"]) == 0
     assert np.load(out / "cell_logits_test.npz")["logits"].shape == (2, 8, 8, 4)
+
+
+def test_model_card_says_how_long_the_fracture_run_trained(tmp_path):
+    from training.export_fracture import run_minutes
+    from training.model_card import fracture_training
+
+    history = [
+        {"train_minutes": 10.0, "val_minutes": 1.0},
+        {"train_minutes": 5.0, "val_minutes": 0.5},
+    ]
+    (tmp_path / "history.json").write_text(json.dumps(history))
+    assert run_minutes(tmp_path, 3.0) == pytest.approx(16.5)
+    assert run_minutes(tmp_path / "missing", 3.0) == 3.0
+    info = {"training_minutes": 11.0, "run_minutes": 16.5, "best_epoch": 1}
+    sentence = fracture_training({"fracture": {"provenance": info}})
+    assert "trained 16.5 min" in sentence and "kept are from 11.0 min, epoch 1" in sentence

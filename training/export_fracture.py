@@ -25,6 +25,15 @@ from training.train_fracture import HEADS, TRUNK_LAYER, build_trunk
 CALIBRATION_IMAGES = 200
 
 
+def run_minutes(run: Path, default: float) -> float:
+    """Training minutes of the whole run (its last checkpoint), beyond those of the kept one."""
+    history = run / "history.json"
+    if not history.is_file():
+        return default
+    epochs = json.loads(history.read_text())
+    return sum(e["train_minutes"] + e["val_minutes"] for e in epochs) if epochs else default
+
+
 def fixed_size_trunk(weights_from, size: int, layer: str = TRUNK_LAYER):
     """A (size, size, 3) -> feature-map Keras model with the weights of a trained trunk."""
     import keras
@@ -71,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         "run": args.run.name,
         "best_epoch": state.get("best_epoch"),
         "training_minutes": round(state["minutes"], 1),
+        "run_minutes": round(run_minutes(args.run, state["minutes"]), 1),
         "init": "weights/backbone_resnet50.npz (shipped 160-px backbone)",
     }
     export_network(model, args.out, "fracture", calibration_images(cache, train_rows), provenance)

@@ -93,6 +93,18 @@ def verdict_sentence(heads: dict) -> str:
     )
 
 
+def fracture_training(networks: dict) -> str:
+    """How long the fracture network trained, from its provenance."""
+    info = networks.get("fracture", {}).get("provenance", {})
+    kept = info.get("training_minutes", "?")
+    total = info.get("run_minutes", kept)
+    epoch = f", epoch {info['best_epoch']}" if info.get("best_epoch") else ""
+    return (
+        f"it trained {total} min on one thread of a shared CPU; the weights kept are from "
+        f"{kept} min{epoch}"
+    )
+
+
 def markdown(raw: dict, report: dict) -> str:
     """The model card as Markdown."""
     networks, heads = raw["networks"], raw["heads"]
@@ -215,8 +227,8 @@ def markdown(raw: dict, report: dict) -> str:
         "- More data of the rare groups (elbows, fractured shoulders): MURA v1.1 has about "
         "5,000 elbow and 8,000 shoulder images.",
         "- Longer training of the 384-px fracture map with more whole images and hard negatives "
-        "(it was trained for about 72 minutes on a shared CPU): it gives the boxes and half of "
-        "the verdict, and its boxes hit far less often than a clinical tool needs.",
+        f"({fracture_training(networks)}): it gives the boxes and half of the verdict, and its "
+        "boxes hit far less often than a clinical tool needs.",
         "- More 'other region' examples (wrist, forearm, finger views) for the 'not recognised' "
         "answer.",
     ]
