@@ -26,7 +26,8 @@ CALIBRATION_IMAGES = 200
 
 
 def run_minutes(run: Path, default: float) -> float:
-    """Training minutes of the whole run (its last checkpoint), beyond those of the kept one."""
+    """Minutes the whole run trained (every epoch of its history): more than those of the kept
+    best checkpoint when training went on after it."""
     history = run / "history.json"
     if not history.is_file():
         return default
