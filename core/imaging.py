@@ -412,16 +412,12 @@ def prepare_framed(
     return np.repeat(canvas[:, :, None], 3, axis=2), frame
 
 
-def model_input(image: np.ndarray, size: int, box: Box | None = None) -> tuple[np.ndarray, Frame]:
-    """`normalize(prepare_framed(image, size, box))` in one step (an X-ray's three channels are
-    equal), and its `Frame`: what the engine feeds a network."""
-    return model_inputs(image, (size,), box)[0]
-
-
 def model_inputs(
     image: np.ndarray, sizes: Sequence[int], box: Box | None = None
 ) -> list[tuple[np.ndarray, Frame]]:
-    """`model_input` at each of `sizes`, the image's content handed to Pillow once for all."""
+    """`normalize(prepare_framed(image, size, box))` at each of `sizes` in one step (an X-ray's
+    three channels are equal), with each `Frame`: what the engine feeds its networks. The content
+    box is found once and the image's content handed to Pillow once for all sizes."""
     if box is None:
         box = content_box(image)
     content = _content_image(image, box)

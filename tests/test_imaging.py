@@ -26,7 +26,6 @@ from core.imaging import (
     MAX_FILE_BYTES,
     XrayImage,
     load_xray,
-    model_input,
     model_inputs,
     normalize,
     prepare,
@@ -104,7 +103,7 @@ def test_the_engines_model_input_is_exactly_the_training_preprocessing(tmp_path)
 
     image = np.pad(read_xray(write_image(tmp_path / "x.png")), 20)  # a black frame to crop
     for size in (32, 57, 96):
-        pixels, frame = model_input(image, size, content_box(image))
+        [(pixels, frame)] = model_inputs(image, (size,), content_box(image))
         np.testing.assert_array_equal(pixels, preprocess(image, size))
         assert frame.top == 20 and frame.left == 20 and pixels.dtype == np.float32
     sizes = (32, 57, 96)

@@ -445,6 +445,7 @@ def export(options: Options, splits, report: dict, state: dict, model=None) -> P
         model.load_weights(options.out / "checkpoint.weights.h5")
     out = options.out / "export"
     runs = [state.get("options"), *state.get("resumed_with", [])]
+    finished = datetime.now(UTC)
     provenance = {
         "data": "fracatlas",
         "split_seed": 0,
@@ -459,8 +460,8 @@ def export(options: Options, splits, report: dict, state: dict, model=None) -> P
         "training_options": state.get("options"),
         "resumed_with": state.get("resumed_with", []),
         "validation": {k: v for k, v in report.items() if k.endswith("validation")},
-        "finished_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-        "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "finished_utc": finished.isoformat(timespec="seconds"),
+        "date": finished.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
         "joint_marks": "training/data/joint_marks.csv",
     }
