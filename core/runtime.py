@@ -6,7 +6,9 @@ one float32 output, the feature map (1, h, w, C). Anything else is refused as an
 
 from __future__ import annotations
 
+import ctypes
 import os
+import sys
 import threading
 from pathlib import Path
 
@@ -14,6 +16,34 @@ import numpy as np
 
 from core.manifest import NetworkEntry
 from core.models import invalid_model_file
+
+
+MADV_DONTNEED = 4  # Linux <sys/mman.h>
+
+
+def release_mapped_pages(path: Path) -> int:
+    """Let the OS drop this process's resident pages of a read-only mapping of `path`; the
+    number of bytes of such mappings (0 where there are none, or off Linux).
+
+    LiteRT maps the model file, and XNNPACK packs its own copy of the weights when the model
+    loads, so the mapped pages are not read while predicting: about 23 MB per ResNet50 that
+    otherwise stay resident. Were they read again, the OS would page them back in from the file.
+    """
+    maps = Path("/proc/self/maps")
+    if not sys.platform.startswith("linux") or not maps.is_file():
+        return 0
+    target = str(Path(path).resolve())
+    madvise = ctypes.CDLL(None, use_errno=True).madvise
+    madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+    released = 0
+    for line in maps.read_text().splitlines():
+        fields = line.split(maxsplit=5)
+        if len(fields) < 6 or fields[5] != target or "w" in fields[1]:
+            continue  # another file, or a writable mapping (its pages may hold changes)
+        start, end = (int(value, 16) for value in fields[0].split("-"))
+        if madvise(start, end - start, MADV_DONTNEED) == 0:
+            released += end - start
+    return released
 
 
 def interpreter_class():
@@ -54,6 +84,7 @@ class Network:
             )
         self._input = inputs[0]["index"]
         self._output = outputs[0]["index"]
+        release_mapped_pages(path)
 
     @property
     def input_size(self) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import mmap
 import shutil
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from core import engine, errors
 from core.heads import Head, pool, sigmoid
 from core.imaging import normalize, prepare_framed, read_xray
 from core.manifest import read_manifest, sha256_file
-from core.runtime import Network
+from core.runtime import Network, release_mapped_pages
 from tests.factories import make_random_weights, tiny_network
 from training.export import convert
 
@@ -76,6 +77,41 @@ def test_each_distinct_network_runs_once_per_image(two_networks, sample_png, mon
     monkeypatch.setattr(Network, "features", counting)
     predictions.analyze(sample_png, two_networks)
     assert sorted(calls) == [32, 48]
+
+
+linux_only = pytest.mark.skipif(
+    not Path("/proc/self/maps").is_file(), reason="reads /proc/self/maps (Linux)"
+)
+
+
+@linux_only
+def test_a_network_predicts_the_same_after_its_model_file_pages_are_released(tiny_weights):
+    manifest = read_manifest(tiny_weights)
+    entry = manifest.networks[manifest.bone_type.network]
+    path = tiny_weights / entry.file
+    network = Network(path, entry)  # releases once while loading
+    pixels = np.random.default_rng(0).random((entry.input_size, entry.input_size, 3), np.float32)
+    before = network.features(pixels)
+    assert release_mapped_pages(path) >= path.stat().st_size  # LiteRT keeps the file mapped
+    assert np.array_equal(network.features(pixels), before)
+
+
+@linux_only
+def test_releasing_pages_reads_them_back_and_leaves_writable_mappings_alone(tmp_path):
+    data = np.random.default_rng(1).bytes(3 * mmap.PAGESIZE)
+    path = tmp_path / "model.bin"
+    path.write_bytes(data)
+    with path.open("r+b") as handle:
+        writable = mmap.mmap(handle.fileno(), 0)
+        writable[:4] = b"edit"
+        assert release_mapped_pages(path) == 0  # only the writable mapping exists
+        assert writable[:4] == b"edit"
+        readonly = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        assert readonly[:] == b"edit" + data[4:]
+        assert release_mapped_pages(path) == len(data)
+        assert readonly[:] == b"edit" + data[4:]  # paged back in from the file
+        readonly.close()
+        writable.close()
 
 
 def test_a_map_head_on_another_network_gives_boxes_and_heatmap(two_networks, tmp_path, sample_png):
