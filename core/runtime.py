@@ -17,7 +17,6 @@ import numpy as np
 from core.manifest import NetworkEntry
 from core.models import invalid_model_file
 
-
 MADV_DONTNEED = 4  # Linux <sys/mman.h>
 
 
