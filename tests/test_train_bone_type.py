@@ -198,3 +198,27 @@ def test_other_share_sets_how_much_of_a_batch_is_other(tmp_path):
         _, y, _ = tbt.draw_batch(cache, sources, np.random.default_rng(0), opts)
         shares.append(np.mean(y == other))
     assert shares[0] == pytest.approx(0.1, abs=0.05) and shares[1] == pytest.approx(0.8, abs=0.06)
+
+
+def test_confusable_share_sets_how_many_other_draws_come_from_confusable_regions(
+    tmp_path, monkeypatch
+):
+    records = [*RECORDS, record("E.jpg", "wrist", "Other"), record("F.jpg", "chest", "Other")]
+    cache = [np.full((40, 40), 128, np.uint8) for _ in records]
+    sources = tbt.training_sources(records, {})
+    drawn: list[str] = []
+
+    def remember(image, source, rng, size, strength):
+        drawn.append(source.region)
+        return np.zeros((size, size, 3), np.float32), BONE_TYPE_CLASSES.index(source.bone)
+
+    monkeypatch.setattr(tbt, "draw_example", remember)
+    shares = {}
+    for share in (0.0, 0.9):
+        drawn.clear()
+        opts = options(tmp_path, batch=600, other_share=1.0, confusable_share=share)
+        tbt.draw_batch(cache, sources, np.random.default_rng(0), opts)
+        shares[share] = np.mean([region in tbt.CONFUSABLE_REGIONS for region in drawn])
+    # Other sources: full_arm, other, wrist, chest: half of them confusable when drawn as found.
+    assert shares[0.0] == pytest.approx(0.5, abs=0.06)
+    assert shares[0.9] == pytest.approx(0.9 + 0.1 * 0.5, abs=0.04)

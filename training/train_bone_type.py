@@ -44,6 +44,9 @@ FEATURE_LAYER = "conv5_block3_out"
 FROZEN_PREFIXES = ("conv1_", "pool1_", "conv2_")  # stem and stage 2: faster steps
 CLASS_MIX = {"Elbow": 0.25, "Hand": 0.2, "Shoulder": 0.25, "Other": 0.3}
 CALIBRATION_IMAGES = 256
+# Other regions that validation most often takes for a bone (wrists and forearms for hands, chest
+# films for shoulders); `--confusable-share` draws them more often than their share of the images.
+CONFUSABLE_REGIONS = ("wrist", "forearm", "chest")
 
 
 @dataclass
@@ -68,6 +71,7 @@ class Options:
     limit: int = 0  # use at most N images per split (tests and smoke runs)
     strength: float = 0.8
     other_share: float = CLASS_MIX["Other"]  # share of each batch drawn from other regions
+    confusable_share: float = 0.0  # share of those drawn from CONFUSABLE_REGIONS (0: as found)
 
 
 def parse_args(argv: list[str] | None = None) -> Options:
@@ -85,7 +89,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
             f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name)
         )
     parser.add_argument("--limit", type=int, default=0, help="at most N images per split")
-    for name in ("learning_rate", "max_minutes", "strength", "other_share"):
+    for name in ("learning_rate", "max_minutes", "strength", "other_share", "confusable_share"):
         parser.add_argument(
             f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name)
         )
@@ -173,8 +177,12 @@ def draw_batch(
         [options.other_share if n == "Other" else CLASS_MIX[n] * bone_share for n in names]
     )
     images, labels = [], []
+    confusable = [s for s in sources.get("Other", []) if s.region in CONFUSABLE_REGIONS]
     for name in rng.choice(names, size=options.batch, p=mix / mix.sum()):
         pool = sources[str(name)]
+        wanted = options.confusable_share > 0 and name == "Other" and confusable
+        if wanted and rng.random() < options.confusable_share:
+            pool = confusable
         source = pool[int(rng.integers(len(pool)))]
         image, label = draw_example(
             cache[source.index], source, rng, options.size, options.strength
