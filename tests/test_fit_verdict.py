@@ -17,49 +17,117 @@ from tests.factories import make_random_weights
 from tests.mura_fixture import make_fracatlas_tree
 from training import datasets, fit_verdict
 from training.datasets import Record
+from training.metrics import auroc
 
 
-def records_for(x: np.ndarray, y: np.ndarray) -> list[Record]:
+def records_for(x: np.ndarray, y: np.ndarray, bones=("Hand", "Other")) -> list[Record]:
     return [
-        Record(f"{i}.png", ("Hand", "Other")[i % 2], "hand", int(label), f"p{i // 3}", f"s{i}")
+        Record(f"{i}.png", bones[i % len(bones)], "hand", int(label), f"p{i // 3}", f"s{i}")
         for i, label in enumerate(y)
     ]
 
 
-def test_fit_folds_the_standardisation_into_one_kernel_per_network():
+def test_fit_folds_the_standardisation_into_one_kernel_per_bone_and_network():
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 300)
     a = rng.normal(0, 3, (300, 4)) + 10
     b = rng.normal(0, 1, (300, 3))
     b[:, 0] += 2.0 * y  # one feature of the second network carries the label
-    result = fit_verdict.fit([a, b], records_for(a, y))
-    assert [k.shape for k in result["kernels"]] == [(4, 1), (3, 1)]
-    scores = a @ result["kernels"][0][:, 0] + b @ result["kernels"][1][:, 0] + result["bias"]
+    records = records_for(a, y)
+    result = fit_verdict.fit([a, b], records, fit_verdict.BONE_STRENGTHS)
     x = np.concatenate([a, b], 1)
     mean, spread = fit_verdict.standardise(x)
-    w, bias = fit_verdict.fit_logistic((x - mean) / spread, y.astype(float), result["strength"])
-    np.testing.assert_allclose(scores, (x - mean) / spread @ w + bias, atol=1e-4)
-    assert abs(result["kernels"][1][0, 0]) > 5 * abs(result["kernels"][0]).max()
+    bones = np.array([r.bone for r in records])
+    heads = fit_verdict.fit_heads(
+        (x - mean) / spread, y.astype(float), bones, result["strength"], result["bone_strength"]
+    )
+    for bone in ("Elbow", "Hand", "Shoulder"):
+        assert [k.shape for k in result["kernels"][bone]] == [(4, 1), (3, 1)]
+        w, bias = heads[bone]
+        np.testing.assert_allclose(
+            fit_verdict.verdict_logits([a, b], result, bone),
+            (x - mean) / spread @ w + bias,
+            atol=1e-4,
+        )
+        assert abs(result["kernels"][bone][1][0, 0]) > 5 * abs(result["kernels"][bone][0]).max()
     assert max(result["cross_validation"].values()) > 0.8  # out-of-fold AUROC on real signal
     assert set(result["cross_validation"]) == set(fit_verdict.STRENGTHS)
+    assert len(result["bone_cross_validation"]) == len(fit_verdict.BONE_STRENGTHS)
 
 
-def test_fitted_verdict_is_what_the_app_computes(tmp_path):
+def signs_differ_sample(seed: int, n: int = 900) -> tuple[np.ndarray, list[Record]]:
+    """Other regions carry the label in feature 0, hands in feature 1."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    records = records_for(np.zeros(n), y, bones=("Hand", "Other", "Other"))
+    hand = np.array([r.bone == "Hand" for r in records])
+    x = rng.normal(0, 1, (n, 4))
+    x[~hand, 0] += 1.5 * y[~hand]
+    x[hand, 1] += 2.0 * y[hand]
+    return x, records
+
+
+def test_a_bone_whose_signs_differ_gets_its_own_offset():
+    """Cross-validation chooses per-bone offsets, and on new images the hand's own head ranks
+    hands better than the common head (which elbows, absent here, keep)."""
+    x, records = signs_differ_sample(1)
+    result = fit_verdict.fit([x], records, fit_verdict.BONE_STRENGTHS)
+    assert result["bone_strength"] is not None
+    best = result["bone_cross_validation"][str(result["bone_strength"]).lower()]
+    assert best > result["bone_cross_validation"]["none"]
+
+    new_x, new_records = signs_differ_sample(2)
+    hands = [i for i, r in enumerate(new_records) if r.bone == "Hand"]
+    labels = np.array([new_records[i].label for i in hands])
+    own = fit_verdict.verdict_logits([new_x[hands]], result, "Hand")
+    common = fit_verdict.verdict_logits([new_x[hands]], result, "Elbow")
+    assert auroc(labels, own) > auroc(labels, common) + 0.03
+
+
+def test_an_offset_fitted_on_top_of_fixed_logits_only_adds_what_they_lack():
+    rng = np.random.default_rng(2)
+    x = rng.normal(0, 1, (400, 2))
+    y = (x[:, 0] + 0.3 * rng.normal(size=400) > 0).astype(float)
+    w, b = fit_verdict.fit_logistic(x, y, 1e-6)
+    extra, extra_bias = fit_verdict.fit_logistic(x, y, 1e-6, offset=x @ w + b)
+    assert np.abs(extra).max() < 0.01 * np.abs(w).max() and abs(extra_bias) < 0.01
+    shifted, shifted_bias = fit_verdict.fit_logistic(x, y, 1e-6, offset=1.0)
+    np.testing.assert_allclose(shifted, w, atol=1e-3)
+    assert shifted_bias == pytest.approx(b - 1.0, abs=1e-3)
+
+
+def fit_command(weights, data, cache, *extra: str) -> int:
+    return fit_verdict.main(
+        [
+            "--weights", str(weights), "--data", str(data),
+            "--networks", "shared,fracture", "--cache", str(cache), *extra,
+        ]
+    )  # fmt: skip
+
+
+def terms_of(manifest) -> set[str]:
+    return {key for key in manifest.heads if key.startswith("fracture_term_")}
+
+
+def test_fitted_verdict_is_what_the_app_computes(tmp_path, monkeypatch):
     data = make_fracatlas_tree(tmp_path / "data", n=120)
     weights = tmp_path / "weights"
     shutil.copytree(make_random_weights(tmp_path / "two", separate_fracture_size=48), weights)
-    code = fit_verdict.main(
-        [
-            "--weights", str(weights), "--data", str(data),
-            "--networks", "shared,fracture", "--cache", str(tmp_path / "cache"),
-        ]
-    )  # fmt: skip
-    assert code == 0
+    assert fit_command(weights, data, tmp_path / "cache") == 0
     manifest = read_manifest(weights)
     hand = manifest.fracture["Hand"]
     assert hand.network == "shared" and hand.plus_heads == ("fracture_term_fracture",)
+    assert terms_of(manifest) == {"fracture_term_fracture"}  # one term: no per-bone offsets
     assert [h.network for h in manifest.verdict_of("Hand")] == ["shared", "fracture"]
     assert (tmp_path / "cache").is_dir() and any((tmp_path / "cache").iterdir())
+
+    monkeypatch.setattr(fit_verdict, "BONE_STRENGTHS", (0.3,))  # offsets whatever CV would say
+    assert fit_command(weights, data, tmp_path / "cache", "--bone-offsets") == 0
+    manifest = read_manifest(weights)
+    per_bone = {f"fracture_term_fracture_{b}" for b in ("elbow", "hand", "shoulder")}
+    assert terms_of(manifest) == per_bone  # the single term is gone, file and entry
+    assert not (weights / "fracture_term_fracture_head.npz").exists()
+    assert manifest.fracture["Hand"].plus_heads == ("fracture_term_fracture_hand",)
 
     record = datasets.load_splits("fracatlas", data)[0]["val"][0]
     gray = read_xray(record.path)

@@ -8,9 +8,11 @@ features is the sum of one linear head per network, so the app runs each network
 before, and adds the heads' image logits (`plus_heads` in the manifest).
 
 L2-regularised logistic regression on the training split (every region: fracture signs are
-learned from all bones); the L2 strength is chosen by 5-fold cross-validation over training
-patients; each bone's threshold on validation (Youden's J), moved to 0.5 through the bias.
-Features are read through the app's own runtime and cached in `--cache` (keyed by checksum).
+learned from all bones). With `--bone-offsets`, each bone's head adds an offset fitted on that
+bone's images on top of it and pulled towards zero by its own L2 ("none" is one of the choices).
+L2 strengths are chosen by 5-fold cross-validation over training patients; each bone's threshold
+on validation (Youden's J), moved to 0.5 through the bias. Features are read through
+the app's own runtime and cached in `--cache` (keyed by checksum).
 """
 
 from __future__ import annotations
@@ -39,7 +41,9 @@ from training.metrics import auroc
 from training.train import choose_thresholds, logit, operating_point_note
 
 STRENGTHS = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
+BONE_STRENGTHS = (None, 0.1, 0.3, 1.0, 3.0)  # L2 of each bone's offset; None = no offsets
 FOLDS = 5
+COMMON = "common"  # the head every region shares; scores the other regions in cross-validation
 
 
 def pooled_features(weights: Path, network: str, records: list[Record], cache: Path) -> np.ndarray:
@@ -66,12 +70,15 @@ def pooled_features(weights: Path, network: str, records: list[Record], cache: P
     return np.stack(rows).astype(np.float64)
 
 
-def fit_logistic(x: np.ndarray, y: np.ndarray, strength: float) -> tuple[np.ndarray, float]:
-    """L2-regularised logistic regression: weights and bias (x already standardised)."""
+def fit_logistic(
+    x: np.ndarray, y: np.ndarray, strength: float, offset: np.ndarray | float = 0.0
+) -> tuple[np.ndarray, float]:
+    """L2-regularised logistic regression: weights and bias (x already standardised), on top of
+    fixed logits `offset` (a bone's offset is fitted on top of the common head)."""
 
     def loss(params):
         w, b = params[:-1], params[-1]
-        z = x @ w + b
+        z = offset + x @ w + b
         value = np.mean(np.logaddexp(0, z) - y * z) + strength * w @ w
         g = (1 / (1 + np.exp(-z)) - y) / len(y)
         return value, np.concatenate([x.T @ g + 2 * strength * w, [g.sum()]])
@@ -80,25 +87,53 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, strength: float) -> tuple[np.ndar
     return found.x[:-1], float(found.x[-1])
 
 
+def fit_heads(
+    z: np.ndarray, y: np.ndarray, bones: np.ndarray, strength: float, bone_strength: float | None
+) -> dict[str, tuple[np.ndarray, float]]:
+    """(weights, bias) of the common head and of each bone's head on standardised features `z`:
+    the common head fitted on every region, each bone's head = common + that bone's offset."""
+    common = fit_logistic(z, y, strength)
+    heads = {COMMON: common}
+    for bone in BONES:
+        mine = bones == bone
+        if bone_strength is None or not mine.any():
+            heads[bone] = common
+            continue
+        base = z[mine] @ common[0] + common[1]
+        w, b = fit_logistic(z[mine], y[mine], bone_strength, offset=base)
+        heads[bone] = (common[0] + w, common[1] + b)
+    return heads
+
+
 def standardise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and spread of each feature (spread never 0)."""
     return x.mean(axis=0), x.std(axis=0) + 1e-6
 
 
 def cross_validated_auroc(
-    x: np.ndarray, records: list[Record], strength: float, folds: int = FOLDS
+    x: np.ndarray,
+    records: list[Record],
+    strength: float,
+    bone_strength: float | None = None,
+    folds: int = FOLDS,
 ) -> float:
-    """Mean of the out-of-fold AUROC on every region and on the three bones (folds by patient)."""
+    """Mean of the out-of-fold AUROC on every region and on the three bones (folds by patient);
+    each image is scored by its bone's head, other regions by the common head."""
     y = np.array([r.label for r in records], dtype=float)
+    bones = np.array([r.bone for r in records])
     fold = np.array([hash_fold(r.patient, folds) for r in records])
     scores = np.zeros(len(records))
     for k in range(folds):
         train, held = fold != k, fold == k
         mean, spread = standardise(x[train])
-        w, b = fit_logistic((x[train] - mean) / spread, y[train], strength)
-        scores[held] = (x[held] - mean) / spread @ w + b
-    bones = np.array([r.bone in BONES for r in records])
-    return float(np.mean([auroc(y, scores), auroc(y[bones], scores[bones])]))
+        heads = fit_heads(
+            (x[train] - mean) / spread, y[train], bones[train], strength, bone_strength
+        )
+        for index in np.flatnonzero(held):
+            w, b = heads.get(bones[index], heads[COMMON])
+            scores[index] = (x[index] - mean) / spread @ w + b
+    three = np.isin(bones, BONES)
+    return float(np.mean([auroc(y, scores), auroc(y[three], scores[three])]))
 
 
 def hash_fold(patient: str, folds: int) -> int:
@@ -106,22 +141,52 @@ def hash_fold(patient: str, folds: int) -> int:
     return zlib.crc32(patient.encode()) % folds
 
 
-def fit(features: list[np.ndarray], records: list[Record]) -> dict:
-    """Choose the L2 strength by cross-validation, fit on all of `records`, and fold the
-    standardisation into one (kernel, bias) per network."""
+def fit(
+    features: list[np.ndarray],
+    records: list[Record],
+    bone_strengths: tuple[float | None, ...] = (None,),
+) -> dict:
+    """Choose the L2 strengths (the common head's, then the bones' offsets' among
+    `bone_strengths`) by cross-validation, fit on all of `records`, and fold the standardisation
+    into one (kernel, bias) per network for each bone and for the common head."""
     x = np.concatenate(features, axis=1)
     cv = {s: cross_validated_auroc(x, records, s) for s in STRENGTHS}
     strength = max(cv, key=cv.get)
+    bone_cv = {  # no offsets = the common head, already cross-validated
+        s: cv[strength] if s is None else cross_validated_auroc(x, records, strength, s)
+        for s in bone_strengths
+    }
+    bone_strength = max(bone_cv, key=bone_cv.get)
     mean, spread = standardise(x)
     y = np.array([r.label for r in records], dtype=float)
-    w, b = fit_logistic((x - mean) / spread, y, strength)
-    kernel = w / spread
-    bias = b - float(mean @ kernel)
-    parts, start = [], 0
-    for block in features:
-        parts.append(kernel[start : start + block.shape[1]].astype(np.float32)[:, None])
-        start += block.shape[1]
-    return {"kernels": parts, "bias": bias, "strength": strength, "cross_validation": cv}
+    bones = np.array([r.bone for r in records])
+    heads = fit_heads((x - mean) / spread, y, bones, strength, bone_strength)
+    kernels, biases = {}, {}
+    for bone in (*BONES, COMMON):
+        w, b = heads[bone]
+        kernel = w / spread
+        biases[bone] = b - float(mean @ kernel)
+        kernels[bone], start = [], 0
+        for block in features:
+            kernels[bone].append(kernel[start : start + block.shape[1]].astype(np.float32)[:, None])
+            start += block.shape[1]
+    return {
+        "kernels": kernels,
+        "bias": biases,
+        "strength": strength,
+        "bone_strength": bone_strength,
+        "cross_validation": cv,
+        "bone_cross_validation": {str(s).lower(): v for s, v in bone_cv.items()},
+    }
+
+
+def verdict_logits(blocks: list[np.ndarray], result: dict, bone: str) -> np.ndarray:
+    """`bone`'s verdict logits from each network's pooled features, as the app adds them."""
+    kernels = result["kernels"][bone]
+    return (
+        sum(block @ k[:, 0] for block, k in zip(blocks, kernels, strict=True))
+        + result["bias"][bone]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -135,6 +200,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, required=True, help="FracAtlas folder")
     parser.add_argument("--networks", required=True, help="comma-separated, first = main head")
     parser.add_argument("--cache", type=Path, default=Path("runs/verdict_features"))
+    parser.add_argument(
+        "--bone-offsets",
+        action="store_true",
+        help="fit an offset per bone on top of the common head (L2 or none by cross-validation)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     started = time.time()
@@ -142,24 +212,34 @@ def main(argv: list[str] | None = None) -> int:
     splits, _ = datasets.load_splits("fracatlas", args.data, seed=args.seed)
     train, val = splits["train"], splits["val"]
     both = [pooled_features(args.weights, net, train + val, args.cache) for net in networks]
-    result = fit([block[: len(train)] for block in both], train)
-    val_logits = sum(
-        block[len(train) :] @ kernel[:, 0]
-        for block, kernel in zip(both, result["kernels"], strict=True)
-    )
-    val_scores = sigmoid(val_logits + result["bias"])
-    labels = np.array([r.label for r in val])
-    bones = np.array([r.bone in BONES for r in val])
-    validation = {
-        "images": len(val),
-        "auroc_all_regions": auroc(labels, val_scores),
-        "auroc_three_bones": auroc(labels[bones], val_scores[bones]),
+    strengths = BONE_STRENGTHS if args.bone_offsets else (None,)
+    result = fit([block[: len(train)] for block in both], train, strengths)
+    val_blocks = [block[len(train) :] for block in both]
+    val_scores = {
+        head: sigmoid(verdict_logits(val_blocks, result, head)) for head in (*BONES, COMMON)
     }
-    print(json.dumps({"cross_validation": result["cross_validation"], **validation}, indent=1))
+    labels = np.array([r.label for r in val])
+    three = np.array([r.bone in BONES for r in val])
+    own = np.array(
+        [val_scores[r.bone if r.bone in BONES else COMMON][i] for i, r in enumerate(val)]
+    )
+    validation = {  # each image scored by its bone's head, other regions by the common head
+        "images": len(val),
+        "auroc_all_regions": auroc(labels, own),
+        "auroc_three_bones": auroc(labels[three], own[three]),
+    }
+    summary = {k: result[k] for k in ("cross_validation", "bone_cross_validation")}
+    print(json.dumps({**summary, **validation}, indent=1))
+    offsets = (
+        ""
+        if result["bone_strength"] is None
+        else ", plus an offset per bone fitted on that bone's images "
+        f"(L2 {result['bone_strength']:g})"
+    )
     details = {
         "head": f"linear head on the pooled features of {' + '.join(networks)}, fitted on every "
-        f"training region (L2 {result['strength']:g}, chosen by {FOLDS}-fold cross-validation "
-        "over training patients)",
+        f"training region (L2 {result['strength']:g}){offsets}; L2 chosen by {FOLDS}-fold "
+        "cross-validation over training patients",
         "validation": validation,
         "provenance": {
             "data": f"fracatlas, train split (fit) and val split (thresholds), seed {args.seed}",
@@ -168,14 +248,18 @@ def main(argv: list[str] | None = None) -> int:
             "training_minutes": round((time.time() - started) / 60, 1),
         },
     }
-    terms = []
-    for network, kernel in zip(networks[1:], result["kernels"][1:], strict=True):
-        key = f"fracture_term_{network}"
-        register_head(args.weights, key, kernel, np.zeros(1, np.float32), network, **details)
-        terms.append(key)
-    thresholds = choose_thresholds(val, {bone: val_scores for bone in BONES})
+    thresholds = choose_thresholds(val, {bone: val_scores[bone] for bone in BONES})
     raw_before = manifest_io.load_raw(args.weights)
+    written = set()
     for bone in BONES:
+        kernels = result["kernels"][bone]
+        terms = []
+        for network, kernel in zip(networks[1:], kernels[1:], strict=True):
+            key = f"fracture_term_{network}"  # one term for every bone, unless offsets
+            key += "" if result["bone_strength"] is None else f"_{bone.lower()}"
+            register_head(args.weights, key, kernel, np.zeros(1, np.float32), network, **details)
+            terms.append(key)
+        written.update(terms)
         threshold, source = thresholds[bone]
         key = fracture_key(bone)
         keep = {
@@ -184,8 +268,8 @@ def main(argv: list[str] | None = None) -> int:
         register_head(
             args.weights,
             key,
-            result["kernels"][0],
-            np.array([result["bias"] - logit(threshold)], np.float32),
+            kernels[0],
+            np.array([result["bias"][bone] - logit(threshold)], np.float32),
             networks[0],
             threshold=0.5,
             operating_point=operating_point_note(threshold, source),
@@ -193,8 +277,17 @@ def main(argv: list[str] | None = None) -> int:
             **keep,
             **details,
         )
+    remove_unused_terms(args.weights, keep=written)
     print(f"Verdict heads written to {args.weights} in {(time.time() - started) / 60:.1f} min")
     return 0
+
+
+def remove_unused_terms(weights: Path, keep: set[str]) -> None:
+    """Drop verdict term heads (and their files) that no fracture head adds any more."""
+    raw = manifest_io.load_raw(weights)
+    for key in [k for k in raw["heads"] if k.startswith("fracture_term_") and k not in keep]:
+        (weights / raw["heads"].pop(key)["file"]).unlink(missing_ok=True)
+    manifest_io.write_raw(weights, raw)
 
 
 if __name__ == "__main__":
