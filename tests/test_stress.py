@@ -3,6 +3,7 @@ the app's recognition rule."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -136,3 +137,44 @@ def test_evaluation_reports_each_bone_beside_the_totals():
 
 def record_of(bone: str) -> Record:
     return Record(Path("x.png"), bone, bone.lower(), 0, "b", "x.png")
+
+
+def test_fracture_labels_hold_on_whole_views_only(val_records):
+    items = stress.build_stress_set(val_records, MARKS, seed=0)
+    kept = [(i.view, i.record.region) for i in items if stress.keeps_fracture_label(i)]
+    assert kept == [("whole", "elbow")] * 2 + [("whole", "hand")] * 2 + [("whole", "full_arm")]
+    assert any(i.view == "joint" for i in items) and any(i.record.region == "other" for i in items)
+
+
+def test_evaluate_reports_fracture_on_the_stress_whole_views(tmp_path, capsys):
+    from tests.factories import make_random_weights
+    from tests.mura_fixture import make_fracatlas_tree
+    from training import augment, datasets, evaluate
+
+    data = make_fracatlas_tree(tmp_path / "data", n=80)
+    weights = make_random_weights(tmp_path / "weights")
+    out = tmp_path / "report"
+    code = evaluate.main(
+        [
+            "--data",
+            str(data),
+            "--split",
+            "val",
+            "--weights",
+            str(weights),
+            "--out",
+            str(out),
+            "--stress",
+        ]
+    )
+    assert code == 0
+    report = json.loads((out / "report.json").read_text())
+    records = datasets.load_splits("fracatlas", data)[0]["val"]
+    items = stress.build_stress_set(records, augment.load_joint_marks(), seed=0)
+    whole = [i for i in items if stress.keeps_fracture_label(i)]
+    fracture = report["stress"]["fracture_whole_views"]
+    assert fracture["all regions"]["per_image"]["n"] == len(whole) < len(items)
+    hands = sum(i.record.bone == "Hand" for i in whole)
+    assert hands == 2 * sum(r.bone == "Hand" for r in records) > 0
+    assert fracture["Hand"]["per_image"]["n"] == hands
+    assert "Stress version, whole views: fracture AUROC Hand" in capsys.readouterr().out

@@ -201,13 +201,32 @@ def summary_lines(report: dict) -> list[str]:
 
 def stress_report(records: list[Record], weights_dir, out: Path, seed: int = 0) -> dict:
     """Bone-type figures on the stress version of `records` (`training.stress`: tight joint views,
-    rotations, borders, letters, exposure), rendered as PNGs into `out/stress_images`."""
+    rotations, borders, letters, exposure), rendered as PNGs into `out/stress_images`, and
+    fracture figures on its whole views (where the image's fracture label still holds)."""
     from training import augment, stress
 
     items = stress.build_stress_set(records, augment.load_joint_marks(), seed)
     stressed = stress.write_stress_set(items, out / "stress_images")
     report = evaluate(stressed, weights_dir, seed)
-    return {"images": len(stressed), "failed": report["failed"], "bone_type": report["bone_type"]}
+    whole = [
+        s for s, item in zip(stressed, items, strict=True) if stress.keeps_fracture_label(item)
+    ]
+    return {
+        "images": len(stressed),
+        "failed": report["failed"],
+        "bone_type": report["bone_type"],
+        "fracture_whole_views": evaluate(whole, weights_dir, seed)["fracture"],
+    }
+
+
+def fracture_sentence(fracture: dict) -> str:
+    """Fracture AUROC of the hand, the three bones and every region, in one line."""
+    parts = []
+    for name in ("Hand", "all three bones", "all regions"):
+        image = fracture.get(name, {}).get("per_image")
+        if image:
+            parts.append(f"{name} {image['auroc']:.3f} ({image['n']} images)")
+    return "fracture AUROC " + ", ".join(parts)
 
 
 def _pct(value) -> str:
@@ -234,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--stress",
         action="store_true",
-        help="also report bone type on the split's stress version (training/stress.py)",
+        help="also report the split's stress version (training/stress.py): bone type on every "
+        "view, fracture on the whole views",
     )
     args = parser.parse_args(argv)
     kind = args.dataset if args.dataset != "auto" else datasets.detect_kind(args.data)
@@ -253,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
         report["stress"] = stress_report(records, args.weights, args.out, args.seed)
         path.write_text(json.dumps(report, indent=2, default=_json_default) + "\n")
         print("Stress version: " + bone_type_sentence(report["stress"]["bone_type"]))
+        whole = report["stress"]["fracture_whole_views"]
+        print("Stress version, whole views: " + fracture_sentence(whole))
     print(f"Report: {path}")
     if report["failed"]:
         print(f"{len(report['failed'])} images could not be read", file=sys.stderr)

@@ -84,6 +84,13 @@ def render(item: StressItem, image: np.ndarray | None = None) -> np.ndarray:
     return acquisition(image, rng, strength=1.0)
 
 
+def keeps_fracture_label(item: StressItem) -> bool:
+    """Whether the item still shows everything its source image showed, so the image's fracture
+    label holds: whole views, except the zoomed-in views of lower-limb (`other`) images. A tight
+    joint view may cut the fracture out."""
+    return item.view == "whole" and item.record.region != "other"
+
+
 def write_stress_set(items: Sequence[StressItem], out_dir: Path) -> list[Record]:
     """Render every item as an 8-bit PNG into `out_dir` (plus `stress.csv`); returns Records that
     point at the PNGs with the stress truth as their bone, ready for `training.evaluate`."""
