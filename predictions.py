@@ -217,8 +217,20 @@ def _prediction(path: str, raw, engine, route: _Route, image, seconds: float) ->
         model_versions=_versions(engine),
         seconds=seconds,
         boxes=_boxes(engine, raw, bone, image.pixels.shape),
-        notes=image.notes,
+        notes=image.notes + (_turn_notes(raw.quarter_turns) if decision["recognised"] else ()),
         **decision,
+    )
+
+
+def _turn_notes(quarter_turns: int) -> tuple[str, ...]:
+    """Say so when the fracture models saw the image turned back to their training orientation
+    (only beside a verdict: an image with no verdict needs no word on the fracture models)."""
+    if not quarter_turns:
+        return ()
+    how = {1: "a quarter turn anticlockwise", 2: "upside down", 3: "a quarter turn clockwise"}
+    return (
+        f"The image looks turned {how[quarter_turns]} from the X-rays the fracture models "
+        "learned from; they looked at it turned back.",
     )
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.framing import Frame
+from core.framing import Frame, content_box, frame_for
 from core.heads import Head, sigmoid, softmax
 from core.imaging import model_inputs
 from core.manifest import (
@@ -35,6 +35,8 @@ class RawOutput:
     fracture_maps: dict[str, np.ndarray]  # bone -> (h, w) cell logits of its map head
     fracture_frames: dict[str, Frame]  # bone -> geometry of that map's network input
     features: dict[str, np.ndarray]  # network name -> (h, w, C) feature map
+    quarter_turns: int = 0  # the image was turned back by this many quarter turns for the
+    # networks after the orientation head (0: seen as it is)
 
 
 class Engine:
@@ -46,6 +48,11 @@ class Engine:
             key: self._load_head(entry) for key, entry in manifest.heads.items()
         }
         used = {entry.network for entry in manifest.heads.values()}
+        self.fracture_networks = {  # the networks the fracture verdicts and maps read
+            head.network
+            for bone in manifest.fracture
+            for head in (*manifest.verdict_of(bone), manifest.map_of(bone))
+        }
         self.networks: dict[str, Network] = {
             name: Network(verified_path(manifest, manifest.networks[name]), manifest.networks[name])
             for name in sorted(used)
@@ -53,20 +60,35 @@ class Engine:
 
     def _load_head(self, entry: HeadEntry) -> Head:
         channels = self.manifest.network_of(entry).feature_shape[-1]
-        outputs = len(BONE_TYPE_CLASSES) if entry.name == "bone_type" else 1
+        outputs = len(entry.classes) if len(entry.classes) > 2 else 1
         kernel, bias = load_head(verified_path(self.manifest, entry), channels, outputs)
         return Head(kernel, bias, entry.pooling, entry.pooling_r)
 
     def run(self, gray: np.ndarray) -> RawOutput:
-        """All stages on one [0, 1] gray X-ray; each network runs once."""
-        features: dict[str, np.ndarray] = {}
-        frames: dict[str, Frame] = {}
-        sizes = [network.input_size for network in self.networks.values()]
-        inputs = model_inputs(gray, sizes)  # one content box and one crop for all sizes
-        for (name, network), (pixels, frame) in zip(self.networks.items(), inputs, strict=True):
-            features[name], frames[name] = network.features(pixels), frame
+        """All stages on one [0, 1] gray X-ray. With an orientation head, the fracture networks
+        see the image turned back to the orientation they were trained on (their feature maps are
+        turned again afterwards, so maps and boxes fit the image as is). Each network runs once,
+        except one that both the orientation and the fracture heads read, on a turned image."""
         manifest = self.manifest
-        bone_logits = self.heads["bone_type"].logits(features[manifest.bone_type.network])
+        orientation = manifest.orientation
+        readers = (  # the networks that see the image as it is (without a turner: all, one step)
+            {manifest.bone_type.network, orientation.network} if orientation else set(self.networks)
+        )
+        box = content_box(gray)
+        as_is, frames = self._features(gray, [n for n in self.networks if n in readers], box)
+        turns = self._quarter_turns(as_is)
+        features = dict(as_is)
+        fracture_nets = [n for n in self.networks if n in self.fracture_networks]
+        redo = [n for n in fracture_nets if n not in as_is or turns]
+        if redo:
+            upright = np.ascontiguousarray(np.rot90(gray, -turns)) if turns else gray
+            more, more_frames = self._features(upright, redo, None if turns else box)
+            for name in redo:
+                features[name], frames[name] = more[name], more_frames[name]
+                if turns:  # back to the image as it is
+                    features[name] = np.rot90(more[name], turns)
+                    frames[name] = frame_for(gray, more_frames[name].size, box)
+        bone_logits = self.heads["bone_type"].logits(as_is[manifest.bone_type.network])
         bone = softmax(bone_logits)
         fracture, maps, fracture_frames = {}, {}, {}
         for name in manifest.fracture:
@@ -84,7 +106,29 @@ class Engine:
             fracture_maps=maps,
             fracture_frames=fracture_frames,
             features=features,
+            quarter_turns=turns,
         )
+
+    def _features(
+        self, gray: np.ndarray, names: list[str], box
+    ) -> tuple[dict[str, np.ndarray], dict[str, Frame]]:
+        """Feature maps and framing of the named networks on one image (one content box)."""
+        sizes = [self.networks[name].input_size for name in names]
+        inputs = model_inputs(gray, sizes, box)
+        features, frames = {}, {}
+        for name, (pixels, frame) in zip(names, inputs, strict=True):
+            features[name], frames[name] = self.networks[name].features(pixels), frame
+        return features, frames
+
+    def _quarter_turns(self, features: dict[str, np.ndarray]) -> int:
+        """How many quarter turns (counter-clockwise) the image is from the training orientation,
+        by the orientation head; 0 without one or when it is not sure enough."""
+        entry = self.manifest.orientation
+        if entry is None:
+            return 0
+        probabilities = softmax(self.heads[entry.name].logits(features[entry.network]))
+        best = int(np.argmax(probabilities))
+        return best if probabilities[best] >= entry.threshold else 0
 
     def activation_map(self, raw: RawOutput, bone: str) -> tuple[np.ndarray, Frame]:
         """Class activation map of `bone`'s map head (h, w, in [0, 1]) and its framing."""

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from core import errors
-from core.models import BONE_TYPE_CLASSES, BONES, FRACTURE_CLASSES
+from core.models import BONE_TYPE_CLASSES, BONES, FRACTURE_CLASSES, ORIENTATION_CLASSES
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 2
@@ -76,6 +76,11 @@ class Manifest:
         return self.heads["bone_type"]
 
     @property
+    def orientation(self) -> HeadEntry | None:
+        """The optional orientation head (quarter turns from the training orientation)."""
+        return self.heads.get(ORIENTATION_KEY)
+
+    @property
     def fracture(self) -> dict[str, HeadEntry]:
         """Each bone's fracture head, in BONES order."""
         return {bone: self.heads[fracture_key(bone)] for bone in BONES}
@@ -110,8 +115,13 @@ def fracture_key(bone: str) -> str:
 REQUIRED_HEADS = ("bone_type", *(fracture_key(bone) for bone in BONES))
 
 
+ORIENTATION_KEY = "orientation"
+
+
 def expected_classes(key: str) -> tuple[str, ...]:
     """Classes a head entry must list."""
+    if key == ORIENTATION_KEY:
+        return ORIENTATION_CLASSES
     return BONE_TYPE_CLASSES if key == "bone_type" else FRACTURE_CLASSES
 
 
@@ -147,6 +157,8 @@ def read_manifest(folder: Path | str = DEFAULT_WEIGHTS) -> Manifest:
         missing = [key for key in REQUIRED_HEADS if key not in heads]
         if missing:
             raise ValueError(f"no entry for {', '.join(missing)}")
+        if ORIENTATION_KEY in heads and heads[ORIENTATION_KEY].threshold is None:
+            raise ValueError("the orientation head has no threshold (its least confidence)")
         for key, head in heads.items():
             if head.map_head is not None and head.map_head not in heads:
                 raise ValueError(f"head '{key}' names an unknown map head {head.map_head!r}")
@@ -199,7 +211,7 @@ def _head(key: str, raw: dict[str, Any], networks: dict[str, NetworkEntry]) -> H
     if raw["network"] not in networks:
         raise ValueError(f"head '{key}' uses an unknown network {raw['network']!r}")
     classes = tuple(raw["classes"])
-    if key in REQUIRED_HEADS and classes != expected_classes(key):
+    if key in (*REQUIRED_HEADS, ORIENTATION_KEY) and classes != expected_classes(key):
         raise ValueError(f"head '{key}' lists classes {list(classes)}")
     pooling = raw.get("pooling", "mean")
     if pooling not in POOLINGS:

@@ -15,6 +15,8 @@ from core import errors
 BONES = ("Elbow", "Hand", "Shoulder")
 BONE_TYPE_CLASSES = (*BONES, "Other")
 FRACTURE_CLASSES = ("normal", "fractured")
+# the orientation head: how many quarter turns (counter-clockwise) from the training orientation
+ORIENTATION_CLASSES = ("as trained", "turned 90", "turned 180", "turned 270")
 FLOAT16_LIMIT = 60000.0
 
 

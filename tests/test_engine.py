@@ -380,3 +380,95 @@ def test_the_engine_is_loaded_once_and_again_when_the_manifest_changes(weights_c
     assert second is not first and second.manifest.recognition_threshold == 0.999
     assert predictions.analyze(sample_png, weights_copy).recognised is False
     assert engine.get_engine(weights_copy) is second
+
+
+def add_orientation_head(folder: Path, turns: int, threshold: float) -> None:
+    """An orientation head on the bone-type network that always says `turns` (p about 0.98)."""
+    from core.manifest import register_head_entry
+    from core.models import save_head
+
+    manifest = read_manifest(folder)
+    network = manifest.bone_type.network
+    channels = manifest.networks[network].feature_shape[-1]
+    bias = np.full(4, -2.0, np.float32)
+    bias[turns] = 2.0
+    path = folder / "orientation_head.npz"
+    save_head(np.zeros((channels, 4), np.float32), bias, path)
+    register_head_entry(folder, "orientation", path, network, threshold=threshold)
+    engine.clear_cache()
+
+
+def test_an_image_the_orientation_head_finds_turned_is_turned_back_for_the_fracture_networks(
+    two_networks, tmp_path, sample_png
+):
+    gray = read_xray(sample_png)
+    plain = engine.Engine(read_manifest(two_networks)).run(gray)
+    folder = tmp_path / "oriented"
+    shutil.copytree(two_networks, folder)
+    add_orientation_head(folder, turns=1, threshold=0.9)
+    turned = np.ascontiguousarray(np.rot90(gray, 1))  # stored a quarter turn from training
+    raw = engine.Engine(read_manifest(folder)).run(turned)
+    assert raw.quarter_turns == 1
+    for bone in ("Elbow", "Hand", "Shoulder"):  # the fracture network saw the original image
+        assert raw.fracture_probabilities[bone] == pytest.approx(
+            plain.fracture_probabilities[bone], abs=1e-6
+        )
+        # ... and its map is turned with the image, framed on the image as it is
+        np.testing.assert_allclose(
+            raw.fracture_maps[bone], np.rot90(plain.fracture_maps[bone], 1), atol=1e-6
+        )
+        assert raw.fracture_frames[bone] == prepare_framed(turned, 48)[1]
+    without = engine.Engine(read_manifest(two_networks)).run(turned)
+    assert raw.bone_probabilities == without.bone_probabilities  # bone type: the image as is
+    assert raw.fracture_probabilities["Hand"] != pytest.approx(
+        without.fracture_probabilities["Hand"], abs=1e-6
+    )
+    result = predictions.analyze(sample_png, folder, bone="Hand")
+    assert any("turned a quarter turn anticlockwise" in note for note in result.notes)
+
+
+def test_the_orientation_head_leaves_the_image_alone_when_unsure_or_upright(
+    two_networks, tmp_path, sample_png
+):
+    gray = read_xray(sample_png)
+    plain = engine.Engine(read_manifest(two_networks)).run(gray)
+    folder = tmp_path / "oriented"
+    shutil.copytree(two_networks, folder)
+    for turns, threshold in ((2, 0.99), (0, 0.5)):  # unsure of a turn; sure it is as trained
+        add_orientation_head(folder, turns, threshold)
+        raw = engine.Engine(read_manifest(folder)).run(gray)
+        assert raw.quarter_turns == 0
+        assert raw.fracture_probabilities == plain.fracture_probabilities
+    assert not any("turned" in n for n in predictions.analyze(sample_png, folder).notes)
+
+
+def test_an_orientation_head_needs_its_classes_and_least_confidence(two_networks, tmp_path):
+    folder = tmp_path / "oriented"
+    shutil.copytree(two_networks, folder)
+    add_orientation_head(folder, 1, 0.5)
+    assert read_manifest(folder).orientation.classes[1] == "turned 90"
+    for change in (
+        lambda raw: raw["heads"]["orientation"].pop("threshold"),
+        lambda raw: raw["heads"]["orientation"].update(classes=["a", "b", "c", "d"]),
+    ):
+        shutil.rmtree(folder)
+        shutil.copytree(two_networks, folder)
+        add_orientation_head(folder, 1, 0.5)
+        edit_manifest(folder, change)
+        with pytest.raises(errors.ManifestError):
+            read_manifest(folder)
+
+
+def test_one_network_for_every_stage_is_run_again_on_the_turned_back_image(tmp_path, sample_png):
+    single = make_random_weights(tmp_path / "single")  # bone type and fracture on `shared`
+    gray = read_xray(sample_png)
+    turned = np.ascontiguousarray(np.rot90(gray, 3))
+    plain = engine.Engine(read_manifest(single)).run(gray)
+    without = engine.Engine(read_manifest(single)).run(turned)
+    add_orientation_head(single, turns=3, threshold=0.5)
+    raw = engine.Engine(read_manifest(single)).run(turned)
+    assert raw.quarter_turns == 3
+    assert raw.bone_probabilities == without.bone_probabilities  # bone type: as it is
+    assert raw.fracture_probabilities["Hand"] == pytest.approx(
+        plain.fracture_probabilities["Hand"], abs=1e-6
+    )  # fracture: turned back

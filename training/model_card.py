@@ -11,7 +11,7 @@ from pathlib import Path
 
 from core import manifest as manifest_io
 from core.models import BONES
-from training.evaluate import bone_type_sentence
+from training.evaluate import bone_type_sentence, fracture_sentence
 
 ROOT = Path(__file__).resolve().parent.parent
 FRACATLAS = (
@@ -93,6 +93,22 @@ def verdict_sentence(heads: dict) -> str:
     )
 
 
+def orientation_lines(heads: dict) -> list[str]:
+    """What the orientation head does, if there is one."""
+    head = heads.get("orientation")
+    if not head:
+        return []
+    checked = head.get("validation", {})
+    accuracy = (
+        f"; it names the turn of {checked['accuracy']:.1%} of validation views" if checked else ""
+    )
+    return [
+        f"- Orientation: a head on `{head['network']}` tells when an image is stored a quarter or "
+        "half turn away from the orientation the fracture networks were trained on; when it is "
+        f"at least {head['threshold']:.0%} sure, they see the image turned back{accuracy}."
+    ]
+
+
 def fracture_training(networks: dict) -> str:
     """How long the fracture network trained, from its provenance."""
     info = networks.get("fracture", {}).get("provenance", {})
@@ -129,6 +145,7 @@ def markdown(raw: dict, report: dict) -> str:
         f"({raw.get('recognition_threshold_note', 'fixed')}).",
         f"- Fracture: one head per bone; {verdict_sentence(heads)} 'Fractured' at the "
         "threshold in the manifest.",
+        *orientation_lines(heads),
         "",
         "## Data",
         f"{FRACATLAS}.",
@@ -172,6 +189,9 @@ def markdown(raw: dict, report: dict) -> str:
         out.append(
             f"- Stress version of the split: {bone_type_sentence(report['stress']['bone_type'])}"
         )
+        if report["stress"].get("fracture_whole_views"):
+            whole = fracture_sentence(report["stress"]["fracture_whole_views"])
+            out.append(f"- Stress version, whole views (turned, re-exposed, framed): {whole}")
     for name, part in report.get("localisation", {}).items():
         out.append(
             f"- Fracture boxes, {name}: the top box hits a true box on "
