@@ -26,7 +26,10 @@ LIMITS = (
     "This tool supports, and does not replace, a radiologist. Every result shows the model's "
     "confidence; a 'Normal' result does not rule out a fracture. Images that are not recognised "
     "as an elbow, hand or shoulder X-ray get no verdict unless you choose the bone; the fracture "
-    "models know only those three bones, so choose one only for an X-ray of that bone. In "
+    "models know only those three bones, so choose one only for an X-ray of that bone. An "
+    "X-ray stored a quarter or half turn from the usual way is turned back for the fracture "
+    "models, and the result says so; an unusual exposure or inverted grey levels still weaken "
+    "them. In "
     "MURA-trained models 'positive' means abnormal, which includes fractures but also hardware, "
     "arthritis and other findings."
 )
