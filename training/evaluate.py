@@ -29,6 +29,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def evaluate(records: list[Record], weights_dir: Path | str | None = None, seed: int = 0) -> dict:
     """Run the app's prediction on every record and compute the report (a JSON-ready dict)."""
+    return report_of(*predict_all(records, weights_dir), len(records), seed)
+
+
+def predict_all(records: list[Record], weights_dir: Path | str | None = None) -> tuple[list, list]:
+    """(record, prediction) rows of the records the app could read, and the failures."""
     rows, failures = [], []
     for record in records:
         try:
@@ -37,27 +42,35 @@ def evaluate(records: list[Record], weights_dir: Path | str | None = None, seed:
             failures.append({"path": str(record.path), "error": str(error)})
             continue
         rows.append((record, result))
-    report = {
-        "images": len(records),
+    return rows, failures
+
+
+def report_of(rows: list, failures: list, images: int, seed: int) -> dict:
+    """The report of predicted rows: bone type, fracture per group, localisation, ROC curves."""
+    groups = fracture_groups(rows)
+    return {
+        "images": images,
         "failed": failures,
         "bone_type": bone_type_report(rows),
-        "fracture": {},
+        "fracture": {name: fracture_report(members, seed) for name, members in groups.items()},
+        "localisation": localisation.report_from_predictions(rows),
+        "_curves": {
+            name: (
+                [r.label for r, _ in members],
+                [p.fracture_probability for _, p in members],
+            )
+            for name, members in groups.items()
+        },
     }
+
+
+def fracture_groups(rows: list) -> dict[str, list]:
+    """Rows grouped by true bone, the three bones together, and every region."""
     groups = {bone: [(r, p) for r, p in rows if r.bone == bone] for bone in BONES}
     groups["all three bones"] = [(r, p) for r, p in rows if r.bone in BONES]
     groups["all regions"] = rows  # the fracture signal on every image; the app shows no verdict
     # for images it does not recognise, so this group describes the model, not the app
-    for name, members in groups.items():
-        report["fracture"][name] = fracture_report(members, seed)
-    report["localisation"] = localisation.report_from_predictions(rows)
-    report["_curves"] = {
-        name: (
-            [r.label for r, _ in members],
-            [p.fracture_probability for _, p in members],
-        )
-        for name, members in groups.items()
-    }
-    return report
+    return groups
 
 
 def bone_type_report(rows) -> dict:
@@ -207,15 +220,18 @@ def stress_report(records: list[Record], weights_dir, out: Path, seed: int = 0) 
 
     items = stress.build_stress_set(records, augment.load_joint_marks(), seed)
     stressed = stress.write_stress_set(items, out / "stress_images")
-    report = evaluate(stressed, weights_dir, seed)
-    whole = [
-        s for s, item in zip(stressed, items, strict=True) if stress.keeps_fracture_label(item)
-    ]
+    rows, failures = predict_all(stressed, weights_dir)
+    whole = {
+        s.path for s, item in zip(stressed, items, strict=True) if stress.keeps_fracture_label(item)
+    }
+    groups = fracture_groups([(r, p) for r, p in rows if r.path in whole])
     return {
         "images": len(stressed),
-        "failed": report["failed"],
-        "bone_type": report["bone_type"],
-        "fracture_whole_views": evaluate(whole, weights_dir, seed)["fracture"],
+        "failed": failures,
+        "bone_type": bone_type_report(rows),
+        "fracture_whole_views": {
+            name: fracture_report(members, seed) for name, members in groups.items()
+        },
     }
 
 
