@@ -53,9 +53,9 @@ def pool(cell_logits: np.ndarray, pooling: str, r: float = 1.0) -> np.ndarray:
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
-    """Numerically stable softmax of a 1-D array."""
-    shifted = np.exp(logits - logits.max())
-    return shifted / shifted.sum()
+    """Numerically stable softmax over the last axis (a 1-D array, or one row per image)."""
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
 def sigmoid(logits: np.ndarray) -> np.ndarray:

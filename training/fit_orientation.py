@@ -11,7 +11,8 @@ Every training image is shown at the four quarter turns; a softmax regression (L
 network's mean-pooled features learns the turn. Its least confidence (below it the image is
 left as it is) is chosen on validation: the one that lets the fracture networks see the most
 views in their training orientation, views as stored weighing as much as all turned views
-together. Features are read through the app's runtime and cached.
+together. Features are read through the app's runtime and cached
+(`training.fit_verdict.pooled_features`).
 """
 
 from __future__ import annotations
@@ -25,45 +26,15 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import minimize
 
-from core.errors import TriageError
-from core.imaging import preprocess, read_xray
-from core.manifest import ORIENTATION_KEY, read_manifest, verified_path
+from core.heads import softmax
+from core.manifest import ORIENTATION_KEY
 from core.models import ORIENTATION_CLASSES
-from core.runtime import Network
 from training import datasets
-from training.datasets import Record
 from training.export import register_head
+from training.fit_verdict import pooled_features, standardise
 
 TURNS = len(ORIENTATION_CLASSES)
 GATES = (0.0, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-
-
-def turned_features(weights: Path, network: str, records: list[Record], cache: Path) -> np.ndarray:
-    """(N * 4, C) pooled features of each record at 0, 1, 2 and 3 quarter turns (in that order)."""
-    manifest = read_manifest(weights)
-    entry = manifest.networks[network]
-    cache.mkdir(parents=True, exist_ok=True)
-    store = cache / f"{network}-{entry.sha256[:12]}-turns.npz"
-    known = dict(np.load(store)) if store.is_file() else {}
-    runner = None
-    for record in records:
-        name = Path(record.path).name
-        if name in known:
-            continue
-        runner = runner or Network(verified_path(manifest, entry), entry)
-        try:
-            gray = read_xray(record.path)
-        except TriageError as error:
-            raise SystemExit(f"{record.path}: {error}") from error
-        known[name] = np.stack(
-            [
-                runner.features(preprocess(np.rot90(gray, k), entry.input_size)).mean(axis=(0, 1))
-                for k in range(TURNS)
-            ]
-        )
-    if runner is not None:
-        np.savez(store, **known)
-    return np.concatenate([known[Path(r.path).name] for r in records]).astype(np.float64)
 
 
 def fit_softmax(
@@ -71,14 +42,14 @@ def fit_softmax(
 ) -> tuple[np.ndarray, np.ndarray]:
     """L2-regularised softmax regression on raw features: (kernel (C, K), bias (K,)), with the
     standardisation folded in."""
-    mean, spread = x.mean(axis=0), x.std(axis=0) + 1e-6
+    mean, spread = standardise(x)
     z = (x - mean) / spread
     target = np.eye(TURNS)[classes]
     n, width = z.shape
 
     def loss(params):
         w, b = params[:-TURNS].reshape(width, TURNS), params[-TURNS:]
-        p = softmax_rows(z @ w + b)
+        p = softmax(z @ w + b)
         value = -np.mean(np.log(p[target == 1] + 1e-12)) + strength * np.sum(w * w)
         g = (p - target) / n
         return value, np.concatenate([(z.T @ g + 2 * strength * w).ravel(), g.sum(axis=0)])
@@ -89,12 +60,6 @@ def fit_softmax(
     w, b = found.x[:-TURNS].reshape(width, TURNS), found.x[-TURNS:]
     kernel = w / spread[:, None]
     return kernel, b - mean @ kernel
-
-
-def softmax_rows(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax."""
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
 
 
 def choose_gate(probabilities: np.ndarray, truth: np.ndarray) -> dict:
@@ -134,12 +99,12 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     splits, _ = datasets.load_splits("fracatlas", args.data, seed=args.seed)
     train, val = splits["train"], splits["val"]
-    x_train = turned_features(args.weights, args.network, train, args.cache)
-    x_val = turned_features(args.weights, args.network, val, args.cache)
+    x_train = pooled_features(args.weights, args.network, train, args.cache, TURNS)
+    x_val = pooled_features(args.weights, args.network, val, args.cache, TURNS)
     turns_train = np.tile(np.arange(TURNS), len(train))
     turns_val = np.tile(np.arange(TURNS), len(val))
     kernel, bias = fit_softmax(x_train, turns_train, args.strength)
-    probabilities = softmax_rows(x_val @ kernel + bias)
+    probabilities = softmax(x_val @ kernel + bias)
     accuracy = float(np.mean(probabilities.argmax(axis=1) == turns_val))
     gate = choose_gate(probabilities, turns_val)
     validation = {"images": len(val), "views": len(turns_val), "accuracy": accuracy, **gate}

@@ -46,12 +46,16 @@ FOLDS = 5
 COMMON = "common"  # the head every region shares; scores the other regions in cross-validation
 
 
-def pooled_features(weights: Path, network: str, records: list[Record], cache: Path) -> np.ndarray:
-    """(N, C) mean-pooled feature maps of `records` through `network` (the app's LiteRT file)."""
+def pooled_features(
+    weights: Path, network: str, records: list[Record], cache: Path, turns: int = 1
+) -> np.ndarray:
+    """(N * turns, C) mean-pooled feature maps of `records` through `network` (the app's LiteRT
+    file); with `turns` > 1, each record at 0, 1, ... quarter turns, in that order."""
     manifest = read_manifest(weights)
     entry = manifest.networks[network]
     cache.mkdir(parents=True, exist_ok=True)
-    store = cache / f"{network}-{entry.sha256[:12]}.npz"
+    suffix = "" if turns == 1 else f"-turns{turns}"
+    store = cache / f"{network}-{entry.sha256[:12]}{suffix}.npz"
     known = dict(np.load(store)) if store.is_file() else {}
     runner = None
     rows = []
@@ -60,14 +64,18 @@ def pooled_features(weights: Path, network: str, records: list[Record], cache: P
         if name not in known:
             runner = runner or Network(verified_path(manifest, entry), entry)
             try:
-                pixels = preprocess(read_xray(record.path), entry.input_size)
+                gray = read_xray(record.path)
             except TriageError as error:
                 raise SystemExit(f"{record.path}: {error}") from error
-            known[name] = runner.features(pixels).mean(axis=(0, 1))
+            views = [
+                runner.features(preprocess(np.rot90(gray, k), entry.input_size)).mean(axis=(0, 1))
+                for k in range(turns)
+            ]
+            known[name] = views[0] if turns == 1 else np.stack(views)
         rows.append(known[name])
     if runner is not None:
         np.savez(store, **known)
-    return np.stack(rows).astype(np.float64)
+    return np.stack(rows).reshape(len(rows) * turns, -1).astype(np.float64)
 
 
 def fit_logistic(
