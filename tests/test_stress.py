@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -177,4 +178,40 @@ def test_evaluate_reports_fracture_on_the_stress_whole_views(tmp_path, capsys):
     hands = sum(i.record.bone == "Hand" for i in whole)
     assert hands == 2 * sum(r.bone == "Hand" for r in records) > 0
     assert fracture["Hand"]["per_image"]["n"] == hands
-    assert "Stress version, whole views: fracture AUROC Hand" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "Stress version, whole views: fracture AUROC Hand" in printed
+    assert "Stress version, tight joint views: " in printed
+
+
+def test_stress_report_gives_bone_type_on_the_tight_joint_views_apart(
+    val_records, tmp_path, monkeypatch
+):
+    from training import evaluate
+
+    def predict_all(records, weights_dir):  # right on joint views, "Hand" on whole views
+        rows = []
+        for record in records:
+            joint = "_joint_" in record.path.name
+            shown = record.bone if joint else "Hand"
+            rows.append(
+                (
+                    record,
+                    SimpleNamespace(
+                        bone=shown, recognised=joint, threshold=0.5, fracture_probability=0.5
+                    ),
+                )
+            )
+        return rows, []
+
+    monkeypatch.setattr(evaluate, "predict_all", predict_all)
+    monkeypatch.setattr("training.augment.load_joint_marks", lambda: MARKS)
+    report = evaluate.stress_report(val_records, None, tmp_path)
+    joints = report["bone_type_joint_views"]
+    assert joints["images_of_3_bones"] == 3 * stress.VARIANTS_PER_JOINT
+    assert joints["recognised_and_correct_3_bones"] == 1.0
+    assert joints["per_bone"]["Shoulder"]["images"] == stress.VARIANTS_PER_JOINT
+    assert joints["per_bone"]["Hand"]["images"] == 0
+    assert report["bone_type"]["recognised_and_correct_3_bones"] < 1.0  # whole views are wrong
+    sentence = evaluate.joint_view_sentence(joints)
+    assert sentence.startswith("elbows 100.0% best guess, 100.0% recognised and right (4 views)")
+    assert "hands" not in sentence

@@ -224,15 +224,29 @@ def stress_report(records: list[Record], weights_dir, out: Path, seed: int = 0) 
     whole = {
         s.path for s, item in zip(stressed, items, strict=True) if stress.keeps_fracture_label(item)
     }
+    joints = {s.path for s, item in zip(stressed, items, strict=True) if item.view == "joint"}
     groups = fracture_groups([(r, p) for r, p in rows if r.path in whole])
     return {
         "images": len(stressed),
         "failed": failures,
         "bone_type": bone_type_report(rows),
+        "bone_type_joint_views": bone_type_report([(r, p) for r, p in rows if r.path in joints]),
         "fracture_whole_views": {
             name: fracture_report(members, seed) for name, members in groups.items()
         },
     }
+
+
+def joint_view_sentence(bone: dict) -> str:
+    """Elbows and shoulders on the tight joint views: the stress version's nearest stand-in for
+    other hospitals' elbow and shoulder studies."""
+    parts = [
+        f"{name.lower()}s {_pct(part['best_guess_right'])} best guess, "
+        f"{_pct(part['recognised_and_right'])} recognised and right ({part['images']} views)"
+        for name, part in bone["per_bone"].items()
+        if part["images"]
+    ]
+    return "; ".join(parts) if parts else "none"
 
 
 def fracture_sentence(fracture: dict) -> str:
@@ -289,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
         report["stress"] = stress_report(records, args.weights, args.out, args.seed)
         path.write_text(json.dumps(report, indent=2, default=_json_default) + "\n")
         print("Stress version: " + bone_type_sentence(report["stress"]["bone_type"]))
+        joints = joint_view_sentence(report["stress"]["bone_type_joint_views"])
+        print("Stress version, tight joint views: " + joints)
         whole = report["stress"]["fracture_whole_views"]
         print("Stress version, whole views: " + fracture_sentence(whole))
     print(f"Report: {path}")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from core import manifest as manifest_io
 from core.models import BONES
-from training.evaluate import bone_type_sentence, fracture_sentence
+from training.evaluate import bone_type_sentence, fracture_sentence, joint_view_sentence
 
 ROOT = Path(__file__).resolve().parent.parent
 FRACATLAS = (
@@ -189,6 +189,12 @@ def markdown(raw: dict, report: dict) -> str:
         out.append(
             f"- Stress version of the split: {bone_type_sentence(report['stress']['bone_type'])}"
         )
+        if report["stress"].get("bone_type_joint_views"):
+            joints = joint_view_sentence(report["stress"]["bone_type_joint_views"])
+            out.append(
+                "- Stress version, tight elbow and shoulder views (the nearest stand-in here for "
+                f"other hospitals' studies): {joints}"
+            )
         if report["stress"].get("fracture_whole_views"):
             whole = fracture_sentence(report["stress"]["fracture_whole_views"])
             out.append(f"- Stress version, whole views (turned, re-exposed, framed): {whole}")
