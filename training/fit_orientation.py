@@ -38,26 +38,34 @@ GATES = (0.0, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
 def fit_softmax(
-    x: np.ndarray, classes: np.ndarray, strength: float
+    x: np.ndarray,
+    classes: np.ndarray,
+    strength: float,
+    count: int = TURNS,
+    iterations: int = 300,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """L2-regularised softmax regression on raw features: (kernel (C, K), bias (K,)), with the
-    standardisation folded in."""
+    """L2-regularised softmax regression of `count` classes on raw features: (kernel (C, K),
+    bias (K,)), with the standardisation folded in."""
     mean, spread = standardise(x)
     z = (x - mean) / spread
-    target = np.eye(TURNS)[classes]
+    target = np.eye(count)[classes]
     n, width = z.shape
 
     def loss(params):
-        w, b = params[:-TURNS].reshape(width, TURNS), params[-TURNS:]
+        w, b = params[:-count].reshape(width, count), params[-count:]
         p = softmax(z @ w + b)
         value = -np.mean(np.log(p[target == 1] + 1e-12)) + strength * np.sum(w * w)
         g = (p - target) / n
         return value, np.concatenate([(z.T @ g + 2 * strength * w).ravel(), g.sum(axis=0)])
 
     found = minimize(
-        loss, np.zeros(width * TURNS + TURNS), jac=True, method="L-BFGS-B", options={"maxiter": 300}
+        loss,
+        np.zeros(width * count + count),
+        jac=True,
+        method="L-BFGS-B",
+        options={"maxiter": iterations},
     )
-    w, b = found.x[:-TURNS].reshape(width, TURNS), found.x[-TURNS:]
+    w, b = found.x[:-count].reshape(width, count), found.x[-count:]
     kernel = w / spread[:, None]
     return kernel, b - mean @ kernel
 
