@@ -14,6 +14,7 @@ from tests.factories import make_random_weights
 from tests.mura_fixture import make_fracatlas_tree
 from training import fit_bone_type_head
 from training.fit_orientation import fit_softmax
+from training.model_card import bone_type_head_lines
 
 
 def test_softmax_regression_learns_separable_classes_of_any_count():
@@ -48,6 +49,9 @@ def test_fit_bone_type_head_writes_a_head_and_threshold_the_app_uses(tmp_path, s
     assert 0.5 <= after["recognition_threshold"] <= 0.95
     for key, value in before["heads"]["bone_type"].get("provenance", {}).items():
         assert head["provenance"][key] == value  # the network's training history is kept
+    assert bone_type_head_lines(before["heads"]) == []
+    (card_line,) = bone_type_head_lines(after["heads"])
+    assert "refitted on the network's features of 48 augmented training views" in card_line
     manifest = read_manifest(weights)
     assert manifest.recognition_threshold == after["recognition_threshold"]
     engine.clear_cache()

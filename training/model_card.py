@@ -109,6 +109,18 @@ def orientation_lines(heads: dict) -> list[str]:
     ]
 
 
+def bone_type_head_lines(heads: dict) -> list[str]:
+    """How the bone-type head was refitted after its network's training, if it was."""
+    refit = heads["bone_type"].get("provenance", {}).get("head_refit")
+    if not refit:
+        return []
+    return [
+        f"- The bone-type head was refitted on the network's features of {refit['views']} "
+        f"augmented training views (`{refit['command']}`, {refit['minutes']} min); the recognition "
+        "threshold was chosen again then."
+    ]
+
+
 def fracture_training(networks: dict) -> str:
     """How long the fracture network trained, from its provenance."""
     info = networks.get("fracture", {}).get("provenance", {})
@@ -143,6 +155,7 @@ def markdown(raw: dict, report: dict) -> str:
         "- Bone type: Elbow / Hand / Shoulder / Other; not recognised when 'Other' wins or the "
         f"top probability is under {raw['recognition_threshold']} "
         f"({raw.get('recognition_threshold_note', 'fixed')}).",
+        *bone_type_head_lines(heads),
         f"- Fracture: one head per bone; {verdict_sentence(heads)} 'Fractured' at the "
         "threshold in the manifest.",
         *orientation_lines(heads),
