@@ -110,12 +110,12 @@ def test_head_and_feature_model_split_the_network():
     assert np.allclose(manual, model.predict(x, verbose=0), atol=1e-4)
 
 
-def tiny_model(size: int, init: str, freeze_stem: bool):
+def tiny_model(size: int, init: str, freeze_stem: bool, backbone_name: str = "resnet50"):
     """A small stand-in with the layer names `train` and the export rely on."""
     import keras
 
     inputs = keras.Input((size, size, 3))
-    features = keras.layers.Conv2D(4, 3, strides=4, name=tbt.FEATURE_LAYER)(inputs)
+    features = keras.layers.Conv2D(4, 3, strides=4, name=tbt.FEATURE_LAYERS[0])(inputs)
     pooled = keras.layers.GlobalAveragePooling2D()(features)
     return keras.Model(
         inputs, keras.layers.Dense(4, activation="softmax", name="bone_type")(pooled)

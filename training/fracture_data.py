@@ -20,6 +20,7 @@ from PIL import Image, ImageDraw
 
 from core.framing import Frame
 from core.imaging import prepare_framed, read_xray
+from training import augment
 from training.datasets import Record
 
 CACHE_SIZE = 384
@@ -205,6 +206,7 @@ class CropSettings:
     exposure: bool = True
     stride: int = STRIDE  # cell size of the network's feature map
     bone_share: float = 0.7  # share of the other crops centred on bright (bone) pixels
+    hospital: float = 0.0  # strength of other hospitals' changes (`other_hospital`), 0 = none
 
 
 class CropSampler:
@@ -252,6 +254,8 @@ class CropSampler:
         pixels = image.astype(np.float32)
         if s.exposure:
             pixels = exposure(pixels, self.rng)
+        if s.hospital:
+            pixels, mask = other_hospital(pixels, mask, self.rng, s.hospital)
         return pixels, cell_mask(np.ascontiguousarray(mask), s.stride), index
 
     def elsewhere(self, index: int) -> tuple[float, float]:
@@ -298,6 +302,8 @@ class CropSampler:
             pixels = image.astype(np.float32)
             if self.settings.exposure:
                 pixels = exposure(pixels, self.rng)
+            if self.settings.hospital:
+                pixels, mask = other_hospital(pixels, mask, self.rng, self.settings.hospital)
             images.append(pixels)
             masks.append(cell_mask(np.ascontiguousarray(mask), self.settings.stride))
             rows.append(index)
@@ -322,6 +328,30 @@ def warp(
         (crop, crop), Image.AFFINE, (a, b, c, d, e, f), resample=resample, fillcolor=0
     )
     return np.asarray(warped)
+
+
+def other_hospital(
+    pixels: np.ndarray, mask: np.ndarray, rng: np.random.Generator, strength: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """How another hospital's image of the same bone differs, on a crop and its fracture mask:
+    a quarter turn (of both), then on the pixels only a wider exposure and gamma, blur or noise,
+    inverted polarity and a burned-in letter (`training.augment`). `strength` scales how often."""
+    p = float(np.clip(strength, 0.0, 1.0))
+    if rng.random() < 0.5 * p:
+        turns = int(rng.integers(1, 4))
+        pixels, mask = np.rot90(pixels, turns), np.rot90(mask, turns)
+    image = np.ascontiguousarray(pixels, dtype=np.float32) / 255.0
+    if rng.random() < 0.5 * p:
+        image = augment.gamma(image, float(np.exp(rng.uniform(np.log(0.6), np.log(1.7)))))
+    if rng.random() < 0.2 * p:
+        image = augment.blur(image, float(rng.uniform(0.4, 1.2)))
+    if rng.random() < 0.2 * p:
+        image = augment.noise(image, rng, float(rng.uniform(0.005, 0.03)))
+    if rng.random() < 0.1 * p:
+        image = augment.invert(image)
+    if rng.random() < 0.3 * p:
+        image = augment.burn_letter(image, rng)
+    return (image * 255.0).astype(np.float32), np.ascontiguousarray(mask)
 
 
 def exposure(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:

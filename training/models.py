@@ -24,10 +24,13 @@ def build_backbone(input_size: int, init: str = "none", cut: str = FULL_CUT):
     """
     import keras
 
-    weights = "imagenet" if init == "imagenet" else None
-    full = keras.applications.ResNet50(
-        include_top=False, weights=weights, input_shape=(input_size, input_size, 3)
-    )
+    from training.networks.backbones import imagenet_resnet50
+
+    shape = (input_size, input_size, 3)
+    if init == "imagenet":
+        full = imagenet_resnet50(include_top=False, input_shape=shape)
+    else:
+        full = keras.applications.ResNet50(include_top=False, weights=None, input_shape=shape)
     backbone = full if cut == FULL_CUT else keras.Model(full.input, full.get_layer(cut).output)
     if init not in ("none", "imagenet"):
         load_backbone_weights(backbone, Path(init))

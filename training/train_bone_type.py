@@ -34,14 +34,15 @@ from core.models import BONE_TYPE_CLASSES
 from training import augment, datasets, stress
 from training.augment import JointMark
 from training.datasets import Record
+from training.networks.backbones import BACKBONES
 from training.pipeline import class_weights
 from training.threads import configure_threads
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_INIT = ROOT / "weights" / "backbone_resnet50.npz"
 NETWORK_NAME = "bone_type"
-FEATURE_LAYER = "conv5_block3_out"
-FROZEN_PREFIXES = ("conv1_", "pool1_", "conv2_")  # stem and stage 2: faster steps
+FEATURE_LAYERS = ("conv5_block3_out", "pw13_relu")  # the last feature map: ResNet50, MobileNet v1
+FROZEN_PREFIXES = ("conv1_", "pool1_", "conv2_", "conv0")  # the stem (ResNet50: and stage 2)
 CLASS_MIX = {"Elbow": 0.25, "Hand": 0.2, "Shoulder": 0.25, "Other": 0.3}
 CALIBRATION_IMAGES = 256
 # Other regions that validation most often takes for a bone (wrists and forearms for hands, chest
@@ -72,6 +73,7 @@ class Options:
     strength: float = 0.8
     other_share: float = CLASS_MIX["Other"]  # share of each batch drawn from other regions
     confusable_share: float = 0.0  # share of those drawn from CONFUSABLE_REGIONS (0: as found)
+    backbone: str = "resnet50"  # or "mobilenet_v1" (`init`: a TFLite MobileNet v1 file)
 
 
 def parse_args(argv: list[str] | None = None) -> Options:
@@ -93,13 +95,20 @@ def parse_args(argv: list[str] | None = None) -> Options:
         parser.add_argument(
             f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name)
         )
-    parser.add_argument("--init", default=defaults.init, help="backbone .npz, 'none' or 'imagenet'")
+    parser.add_argument(
+        "--init", default=None,
+        help="resnet50: backbone .npz (default: the shipped one), 'none' or 'imagenet'; "
+        "mobilenet_v1: a TFLite MobileNet v1 file or 'none'",
+    )  # fmt: skip
+    parser.add_argument("--backbone", choices=BACKBONES, default=defaults.backbone)
     parser.add_argument("--no-freeze-stem", dest="freeze_stem", action="store_false")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint")
     parser.add_argument(
         "--stage", choices=("all", "train", "evaluate", "export", "shipped"), default="all"
     )
     args = parser.parse_args(argv)
+    if args.init is None:
+        args.init = defaults.init if args.backbone == "resnet50" else "none"
     return Options(**vars(args))
 
 
@@ -197,13 +206,25 @@ def draw_batch(
 # ----------------------------------------------------------------------------- model
 
 
-def build_model(size: int, init: str, freeze_stem: bool = True, dropout: float = 0.2):
-    """ResNet50 (from `init`) -> global average pooling -> dropout -> Dense(4) softmax."""
+def build_model(
+    size: int,
+    init: str,
+    freeze_stem: bool = True,
+    dropout: float = 0.2,
+    backbone_name: str = "resnet50",
+):
+    """Backbone (ResNet50 or MobileNet v1, from `init`) -> global average pooling -> dropout ->
+    Dense(4) softmax."""
     import keras
 
     from training.models import build_backbone
 
-    backbone = build_backbone(size, init=init)
+    if backbone_name == "mobilenet_v1":
+        from training.networks.mobilenet import build_mobilenet_v1
+
+        backbone = build_mobilenet_v1(None if init == "none" else init, size, name=NETWORK_NAME)
+    else:
+        backbone = build_backbone(size, init=init)
     if freeze_stem:
         for layer in backbone.layers:
             if layer.name.startswith(FROZEN_PREFIXES):
@@ -220,7 +241,9 @@ def feature_model(model):
     """The network to export: preprocessed image -> last conv block's feature map."""
     import keras
 
-    return keras.Model(model.input, model.get_layer(FEATURE_LAYER).output, name=NETWORK_NAME)
+    names = {layer.name for layer in model.layers}
+    layer = next(name for name in FEATURE_LAYERS if name in names)
+    return keras.Model(model.input, model.get_layer(layer).output, name=NETWORK_NAME)
 
 
 def head_arrays(model) -> tuple[np.ndarray, np.ndarray]:
@@ -259,7 +282,7 @@ def train(options: Options, splits, marks, build=build_model) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     checkpoint, state_path = out / "checkpoint.weights.h5", out / "state.json"
     state = {"epochs_done": 0, "minutes": 0.0, "history": [], "options": _jsonable(options)}
-    model = build(options.size, options.init, options.freeze_stem)
+    model = build(options.size, options.init, options.freeze_stem, backbone_name=options.backbone)
     if options.resume and state_path.is_file() and checkpoint.is_file():
         state = json.loads(state_path.read_text())
         model.load_weights(checkpoint)
@@ -367,7 +390,9 @@ def evaluate_probabilities(probabilities: dict[str, tuple[list[str], np.ndarray]
 def evaluate(options: Options, splits, marks, model=None) -> dict:
     """Plain and stress validation of the trained model; writes `evaluation.json`."""
     if model is None:
-        model = build_model(options.size, "none", options.freeze_stem)
+        model = build_model(
+            options.size, "none", options.freeze_stem, backbone_name=options.backbone
+        )
         model.load_weights(options.out / "checkpoint.weights.h5")
     plain = splits["val"]
     stressed = stress_records(options, splits, marks)
@@ -449,7 +474,9 @@ def export(options: Options, splits, report: dict, state: dict, model=None) -> P
     from training.export import export_network, register_head
 
     if model is None:
-        model = build_model(options.size, "none", options.freeze_stem)
+        model = build_model(
+            options.size, "none", options.freeze_stem, backbone_name=options.backbone
+        )
         model.load_weights(options.out / "checkpoint.weights.h5")
     out = options.out / "export"
     runs = [state.get("options"), *state.get("resumed_with", [])]

@@ -23,12 +23,11 @@ from core.imaging import normalize
 from core.models import load_arrays
 from training import datasets, metrics
 from training.fracture_data import CropSampler, CropSettings, build_cache
+from training.networks.backbones import BACKBONES, DEFAULT_LAYER, trunk_stride
 from training.threads import configure_threads
 
 HEADS = ("shared", "Elbow", "Hand", "Shoulder")  # columns of the cell-logit map
 TRUNK_LAYER = "conv4_block6_out"
-STAGE_STRIDES = {"conv2": 4, "conv3": 8, "conv4": 16, "conv5": 32}
-FROZEN_PREFIXES = ("conv1_", "conv2_", "pool1_")
 SHIPPED_BACKBONE = Path(__file__).resolve().parent.parent / "weights" / "backbone_resnet50.npz"
 
 
@@ -50,20 +49,12 @@ def pool_logits(cell_logits, pooling: str = "lse", r: float = 5.0):
 
 
 def build_trunk(
-    init: str | Path = SHIPPED_BACKBONE, layer: str = TRUNK_LAYER, freeze=FROZEN_PREFIXES
+    init: str | Path = SHIPPED_BACKBONE, layer: str | None = None, backbone: str = "resnet50"
 ):
-    """Fully convolutional ResNet50 trunk (any input size) up to `layer`, weights from a backbone
-    .npz ("none" = random). Layers named with a `freeze` prefix and every batch norm are frozen."""
-    import keras
+    """Fully convolutional trunk (any input size) up to `layer` (`training.networks.backbones`)."""
+    from training.networks.backbones import build_trunk as build
 
-    full = keras.applications.ResNet50(include_top=False, weights=None, input_shape=(None, None, 3))
-    trunk = keras.Model(full.input, full.get_layer(layer).output, name="fracture_trunk")
-    if str(init) != "none":
-        load_trunk_weights(trunk, Path(init))
-    for item in trunk.layers:
-        if isinstance(item, keras.layers.BatchNormalization) or item.name.startswith(tuple(freeze)):
-            item.trainable = False
-    return trunk
+    return build(backbone, init, layer)
 
 
 def load_trunk_weights(trunk, path: Path) -> None:
@@ -146,6 +137,27 @@ def losses(cell_logits, masks, bone_index, pooling: str, r: float, cell_pos_weig
     has_bone = tf.cast(bone_index >= 0, per_crop.dtype)
     bone = tf.reduce_sum(per_crop * has_bone) / tf.maximum(tf.reduce_sum(has_bone), 1.0)
     return shared, bone
+
+
+def probe_head(trunk, heads, sampler, args) -> None:
+    """LP-FT's first step: fit the shared head (and so every bone head, whose differences start at
+    zero) on the frozen trunk's cell features of `--probe-crops` training crops."""
+    import tensorflow as tf
+
+    from training.networks.linear_probe import fit_cell_probe
+
+    tick = time.time()
+    features, masks = [], []
+    for _ in range(0, args.probe_crops, args.batch):
+        images, cell_masks, _rows = sampler.batch(args.batch)
+        features.append(np.asarray(trunk(normalize(tf.constant(images)), training=False)))
+        masks.append(cell_masks)
+    kernel, bias = fit_cell_probe(
+        np.concatenate(features), np.concatenate(masks), args.cell_pos_weight
+    )
+    heads.shared_kernel.assign(kernel[:, None])
+    heads.shared_bias.assign([bias])
+    print(f"linear probe on {args.probe_crops} crops: {time.time() - tick:.0f} s", flush=True)
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -274,8 +286,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--data", type=Path, required=True, help="FracAtlas folder (labels.csv)")
     parser.add_argument("--out", type=Path, required=True, help="run folder (under runs/)")
     parser.add_argument("--cache", type=Path, default=None, help="prepared-image cache folder")
-    parser.add_argument("--init", default=str(SHIPPED_BACKBONE), help="backbone .npz or 'none'")
-    parser.add_argument("--layer", default=TRUNK_LAYER, help="ResNet50 layer giving the map")
+    parser.add_argument("--backbone", choices=BACKBONES, default="resnet50")
+    parser.add_argument(
+        "--init", default=None,
+        help="resnet50: backbone .npz (default: the shipped one), 'imagenet' or 'none'; "
+        "mobilenet_v1: a TFLite MobileNet v1 file or 'none'",
+    )  # fmt: skip
+    parser.add_argument("--layer", default=None, help="layer giving the map (default per backbone)")
+    parser.add_argument(
+        "--probe-crops", type=int, default=0,
+        help="linear probe first (LP-FT): fit the shared head on the frozen features of N crops",
+    )  # fmt: skip
     parser.add_argument("--size", type=int, default=384)
     parser.add_argument("--crop", type=int, default=224)
     parser.add_argument("--batch", type=int, default=8)
@@ -287,6 +308,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--r", type=float, default=5.0)
     parser.add_argument("--cell-pos-weight", type=float, default=10.0)
     parser.add_argument("--bone-weight", type=float, default=0.5)
+    parser.add_argument(
+        "--hospital", type=float, default=0.0,
+        help="strength of other hospitals' changes on crops (turns, exposure, polarity, letters)",
+    )  # fmt: skip
     parser.add_argument("--whole-every", type=int, default=3, help="whole-image step every N")
     parser.add_argument("--whole-batch", type=int, default=2, help="whole images per such step")
     parser.add_argument("--delta-l2", type=float, default=1e-2)
@@ -303,7 +328,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--logits-only", nargs="+", choices=("val", "test"), default=None,
         help="skip training; write the cell logits of these splits from best.npz",
     )  # fmt: skip
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.layer = args.layer or DEFAULT_LAYER[args.backbone]
+    if args.init is None:
+        args.init = str(SHIPPED_BACKBONE) if args.backbone == "resnet50" else "none"
+    return args
 
 
 def learning_rate(args, step: int, total_steps: int, minutes: float) -> float:
@@ -350,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     monitor = monitoring_subset(cache, index["val"], args.val_limit, args.seed)
 
-    trunk = build_trunk(args.init, args.layer)
+    trunk = build_trunk(args.init, args.layer, args.backbone)
     heads = make_heads(trunk.output_shape[-1])
     heads.build(trunk.output_shape)
     optimizer = keras.optimizers.Adam(learning_rate=args.lr)
@@ -359,7 +388,9 @@ def main(argv: list[str] | None = None) -> int:
     sampler = CropSampler(
         cache,
         index["train"],
-        CropSettings(crop=args.crop, stride=STAGE_STRIDES[args.layer[:5]]),
+        CropSettings(
+            crop=args.crop, stride=trunk_stride(args.backbone, args.layer), hospital=args.hospital
+        ),
         seed=args.seed,
     )
     bone_of = {
@@ -387,12 +418,15 @@ def main(argv: list[str] | None = None) -> int:
         "best": -1.0,
         "history": [],
         "layer": args.layer,
+        "backbone": args.backbone,
     }
     last, best = out / "last.npz", out / "best.npz"
     if args.resume and last.is_file():
         state = load_state(last, trunk, heads, optimizer)
         sampler.rng = np.random.default_rng(args.seed + 1000 * state["epoch"] + 1)
         print(f"resumed at epoch {state['epoch']}, {state['minutes']:.1f} min used", flush=True)
+    elif args.probe_crops:
+        probe_head(trunk, heads, sampler, args)
     total_steps = args.epochs * args.steps_per_epoch
 
     if args.time_check:
