@@ -1,7 +1,7 @@
 """Train the fine-detail fracture network: a ResNet50 trunk cut at conv4 on crops of 384-px images,
 with a per-cell fracture map supervised by FracAtlas' outlines and per-bone heads pooled by LSE.
 
-Run: python -m training.train_fracture --data PATH --out DIR [--max-minutes 55] [--resume]
+Run: python -m training.networks.train_fracture --data PATH --out DIR [--max-minutes 55] [--resume]
 It writes per-epoch checkpoints, `history.json`, the best weights (`best.npz`) and, at the end, the
 cell logits of the validation and test images (`cell_logits_val.npz`, `cell_logits_test.npz`).
 """
@@ -21,15 +21,16 @@ import numpy as np
 
 from core.imaging import normalize
 from core.models import load_arrays
-from training import datasets, metrics
-from training.fracture_data import CropSampler, CropSettings, build_cache
+from training import metrics
+from training.data import datasets
+from training.data.fracture_data import CropSampler, CropSettings, build_cache
 from training.threads import configure_threads
 
 HEADS = ("shared", "Elbow", "Hand", "Shoulder")  # columns of the cell-logit map
 TRUNK_LAYER = "conv4_block6_out"
 STAGE_STRIDES = {"conv2": 4, "conv3": 8, "conv4": 16, "conv5": 32}
 FROZEN_PREFIXES = ("conv1_", "conv2_", "pool1_")
-SHIPPED_BACKBONE = Path(__file__).resolve().parent.parent / "weights" / "backbone_resnet50.npz"
+SHIPPED_BACKBONE = Path(__file__).resolve().parents[2] / "weights" / "backbone_resnet50.npz"
 
 
 # ----------------------------------------------------------------------------- model
