@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from core.imaging import IMAGE_EXTENSIONS
-from training.datasets import Record
+from training.data.datasets import Record
 
 
 def generated_images(folder: Path, count: int) -> list[Path]:
@@ -34,7 +34,7 @@ def generated_images(folder: Path, count: int) -> list[Path]:
 
 def tf_data_rate(paths: list[Path], size: int, batch: int) -> tuple[float, float]:
     """Images/s of our pipeline: first epoch (decode) and second epoch (from cache)."""
-    from training.pipeline import image_dataset
+    from training.data.pipeline import image_dataset
 
     records = [Record(p, "Hand", "hand", i % 2, str(i), str(i)) for i, p in enumerate(paths)]
     dataset = image_dataset(records, size, batch, training=True)
@@ -69,8 +69,8 @@ def train_step_rate(size: int, batch: int, steps: int = 3) -> float:
     """Images/s of a ResNet50 training step (both heads) on random data."""
     import keras
 
-    from training.models import build_backbone, build_training_model
-    from training.train import compile_model
+    from training.networks.models import build_backbone, build_training_model
+    from training.networks.train import compile_model
 
     model = build_training_model(build_backbone(size))
     compile_model(model, 1e-3)

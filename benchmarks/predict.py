@@ -44,7 +44,7 @@ def keras_runner(weights: Path):
     from core.engine import Engine
     from core.imaging import normalize, prepare_framed, read_xray
     from core.manifest import read_manifest
-    from training.models import build_backbone
+    from training.networks.models import build_backbone
 
     manifest = read_manifest(weights)
     engine = Engine(manifest)  # heads and checks; its LiteRT networks are not used below

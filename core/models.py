@@ -1,7 +1,8 @@
 """The models' class names and the small linear head files (float16 .npz) applied to feature maps.
 
 Heads are plain numpy archives read with `allow_pickle=False`, so loading one never executes code.
-The Keras networks themselves are built in `training/models.py`; the app runs their LiteRT export.
+The Keras networks themselves are built in `training/networks/models.py`; the app runs their
+LiteRT export.
 """
 
 from __future__ import annotations

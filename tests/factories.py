@@ -50,7 +50,7 @@ def make_random_weights(
     With `separate_fracture_size` the fracture heads get their own network at that input size;
     with `box_threshold` they draw fracture boxes.
     """
-    from training.export import export_network, register_head
+    from training.export.litert import export_network, register_head
 
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from core.imaging import prepare
-from training import augment
-from training.augment import JointMark
+from training.data import augment
+from training.data.augment import JointMark
 
 
 def textured(height: int = 120, width: int = 90, seed: int = 0) -> np.ndarray:

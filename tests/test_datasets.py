@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.mura_fixture import make_fracatlas_original, make_fracatlas_tree, make_mura_tree
-from training import datasets
+from training.data import datasets
 
 
 @pytest.fixture(scope="module")

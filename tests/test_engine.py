@@ -21,7 +21,7 @@ from core.imaging import normalize, prepare_framed, read_xray
 from core.manifest import read_manifest, sha256_file
 from core.runtime import Network, release_mapped_pages
 from tests.factories import make_random_weights, tiny_network
-from training.export import convert
+from training.export.litert import convert
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -11,8 +11,8 @@ import predictions
 from core import engine
 from core.manifest import read_manifest
 from tests.factories import make_random_weights, write_image, xray_like
-from training import export
-from training.datasets import Record
+from training.data.datasets import Record
+from training.export import litert as export
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,9 @@ from core import engine
 from core.manifest import load_raw, read_manifest
 from tests.factories import make_random_weights
 from tests.mura_fixture import make_fracatlas_tree
-from training import fit_bone_type_head
-from training.fit_orientation import fit_softmax
-from training.model_card import bone_type_head_lines
+from training.heads import fit_bone_type_head
+from training.heads.linear import fit_softmax
+from training.report.model_card import bone_type_head_lines
 
 
 def test_softmax_regression_learns_separable_classes_of_any_count():

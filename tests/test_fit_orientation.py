@@ -12,7 +12,7 @@ from core import engine
 from core.manifest import read_manifest
 from tests.factories import make_random_weights
 from tests.mura_fixture import make_fracatlas_tree
-from training import fit_orientation
+from training.heads import fit_orientation, linear
 
 
 def test_softmax_regression_learns_separable_turns():
@@ -20,7 +20,7 @@ def test_softmax_regression_learns_separable_turns():
     turns = np.tile(np.arange(4), 100)
     x = rng.normal(0, 1, (400, 6)) + 5
     x[np.arange(400), turns] += 3.0  # feature k marks turn k
-    kernel, bias = fit_orientation.fit_softmax(x, turns, 1e-3)
+    kernel, bias = linear.fit_softmax(x, turns, 1e-3, 4)
     assert kernel.shape == (6, 4) and bias.shape == (4,)
     guess = (x @ kernel + bias).argmax(axis=1)
     assert np.mean(guess == turns) > 0.9

@@ -15,8 +15,9 @@ from core.manifest import read_manifest
 from core.runtime import Network
 from tests.factories import make_random_weights
 from tests.mura_fixture import make_fracatlas_tree
-from training import datasets, fit_verdict
-from training.datasets import Record
+from training.data import datasets
+from training.data.datasets import Record
+from training.heads import fit_verdict, linear
 from training.metrics import auroc
 
 
@@ -36,7 +37,7 @@ def test_fit_folds_the_standardisation_into_one_kernel_per_bone_and_network():
     records = records_for(a, y)
     result = fit_verdict.fit([a, b], records, fit_verdict.BONE_STRENGTHS)
     x = np.concatenate([a, b], 1)
-    mean, spread = fit_verdict.standardise(x)
+    mean, spread = linear.standardise(x)
     bones = np.array([r.bone for r in records])
     heads = fit_verdict.fit_heads(
         (x - mean) / spread, y.astype(float), bones, result["strength"], result["bone_strength"]

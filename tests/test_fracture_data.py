@@ -11,8 +11,8 @@ from PIL import Image
 
 from core.framing import Frame
 from core.imaging import prepare, read_xray
-from training import fracture_data as fd
-from training.datasets import FRACATLAS_ID_BLOCK, load_fracatlas, split_of
+from training.data import fracture_data as fd
+from training.data.datasets import FRACATLAS_ID_BLOCK, load_fracatlas, split_of
 
 FRAME = Frame(size=40, top=10, left=0, height=200, width=100, scale=0.2, pad_top=0, pad_left=10)
 

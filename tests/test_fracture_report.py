@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from tests.test_fracture_data import write_fracatlas
-from training import fracture_report as fr
-from training.datasets import load_fracatlas
-from training.fracture_data import build_cache
+from training.data.datasets import load_fracatlas
+from training.data.fracture_data import build_cache
+from training.report import fracture_report as fr
 
 
 def test_youden_threshold_by_hand():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from core.boxes import Box
-from training import localisation as loc
+from training.report import localisation as loc
 
 
 def test_iou_by_hand():

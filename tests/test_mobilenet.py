@@ -52,7 +52,7 @@ def test_caffe_input_becomes_mobilenet_input():
 def quantised_file(tmp_path_factory) -> Path:
     """A MobileNet v1 (first 8 blocks) with random weights, written as a LiteRT
     file with int8 per-channel weights by the project's own converter."""
-    from training.export import convert
+    from training.export.litert import convert
 
     model = mobilenet.build_mobilenet_v1(None, 96, blocks=BLOCKS)
     path = tmp_path_factory.mktemp("mobilenet") / "mobilenet_v1.tflite"
@@ -81,7 +81,7 @@ def test_keras_rebuild_reproduces_a_quantised_file(quantised_file):
 
 
 def test_a_file_with_too_few_convolutions_is_refused(tmp_path):
-    from training.export import convert
+    from training.export.litert import convert
 
     shallow = tmp_path / "two_blocks.tflite"
     shallow.write_bytes(convert(mobilenet.build_mobilenet_v1(None, 64, blocks=2), "float32"))
@@ -147,7 +147,7 @@ def test_imagenet_resnet50_goes_through_the_download_seam(monkeypatch):
     trunk = backbones.build_trunk("resnet50", "imagenet")
     assert calls and calls[0]["include_top"] is False
     assert np.all(trunk.get_layer("conv1_conv").get_weights()[0] == 0.25)
-    from training.models import build_backbone
+    from training.networks.models import build_backbone
 
     full = build_backbone(64, "imagenet")
     assert len(calls) == 2 and np.all(full.get_layer("conv1_conv").get_weights()[0] == 0.25)

@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 
 from core.imaging import read_xray
-from training import stress
-from training.augment import JointMark
-from training.datasets import Record
+from training.data import stress
+from training.data.augment import JointMark
+from training.data.datasets import Record
 
 
 def write_xray(path: Path, seed: int, shape=(120, 90)) -> Path:
@@ -114,7 +114,7 @@ def test_bone_type_summary_uses_the_app_rule():
 def test_evaluation_reports_each_bone_beside_the_totals():
     from types import SimpleNamespace
 
-    from training.evaluate import bone_type_report
+    from training.report.evaluate import bone_type_report
 
     def row(truth, shown, recognised):
         return (record_of(truth), SimpleNamespace(bone=shown, recognised=recognised))
@@ -150,7 +150,8 @@ def test_fracture_labels_hold_on_whole_views_only(val_records):
 def test_evaluate_reports_fracture_on_the_stress_whole_views(tmp_path, capsys):
     from tests.factories import make_random_weights
     from tests.mura_fixture import make_fracatlas_tree
-    from training import augment, datasets, evaluate
+    from training.data import augment, datasets
+    from training.report import evaluate
 
     data = make_fracatlas_tree(tmp_path / "data", n=80)
     weights = make_random_weights(tmp_path / "weights")
@@ -186,7 +187,7 @@ def test_evaluate_reports_fracture_on_the_stress_whole_views(tmp_path, capsys):
 def test_stress_report_gives_bone_type_on_the_tight_joint_views_apart(
     val_records, tmp_path, monkeypatch
 ):
-    from training import evaluate
+    from training.report import evaluate
 
     def predict_all(records, weights_dir):  # right on joint views, "Hand" on whole views
         rows = []
@@ -204,7 +205,7 @@ def test_stress_report_gives_bone_type_on_the_tight_joint_views_apart(
         return rows, []
 
     monkeypatch.setattr(evaluate, "predict_all", predict_all)
-    monkeypatch.setattr("training.augment.load_joint_marks", lambda: MARKS)
+    monkeypatch.setattr("training.data.augment.load_joint_marks", lambda: MARKS)
     report = evaluate.stress_report(val_records, None, tmp_path)
     joints = report["bone_type_joint_views"]
     assert joints["images_of_3_bones"] == 3 * stress.VARIANTS_PER_JOINT

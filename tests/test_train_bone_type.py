@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from core.models import BONE_TYPE_CLASSES
-from training import train_bone_type as tbt
-from training.augment import JointMark
-from training.datasets import Record
+from training.data.augment import JointMark
+from training.data.datasets import Record
+from training.networks import train_bone_type as tbt
 
 
 def record(name: str, region: str, bone: str) -> Record:
@@ -177,7 +177,8 @@ def test_export_writes_network_head_and_threshold(tmp_path):
     assert network["input_size"] == 32 and (out / network["file"]).is_file()
     assert network["provenance"]["training_minutes"] == 12.3
     first, resumed = network["provenance"]["command"].split("; then ")
-    assert first.startswith("python -m training.train_bone_type --data ") and "--size 32" in first
+    assert first.startswith("python -m training.networks.train_bone_type --data ")
+    assert "--size 32" in first
     assert "--resume" not in first and "--other-share" not in first
     assert "--resume" in resumed and "--other-share 0.5" in resumed
     head = raw["heads"]["bone_type"]

@@ -12,7 +12,7 @@ from tests.test_fracture_data import write_fracatlas
 
 tf = pytest.importorskip("tensorflow")
 
-from training import train_fracture as tfr  # noqa: E402
+from training.networks import train_fracture as tfr  # noqa: E402
 
 
 @pytest.mark.parametrize(("pooling", "r"), [("lse", 5.0), ("lse", 10.0), ("mean", 1.0)])
@@ -68,8 +68,8 @@ def test_tiny_training_run_checkpoints_resumes_and_writes_cell_logits(tmp_path):
 
 
 def test_model_card_says_how_long_the_fracture_run_trained(tmp_path):
-    from training.export_fracture import run_minutes
-    from training.model_card import fracture_training
+    from training.export.fracture import run_minutes
+    from training.report.model_card import fracture_training
 
     history = [
         {"train_minutes": 10.0, "val_minutes": 1.0},

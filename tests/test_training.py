@@ -13,8 +13,10 @@ from core.imaging import preprocess, read_xray
 from core.manifest import load_raw as read_raw_manifest
 from core.manifest import read_manifest, sha256_file
 from tests.mura_fixture import make_mura_tree
-from training import datasets, evaluate, train
-from training.pipeline import image_dataset, images_only
+from training.data import datasets
+from training.data.pipeline import image_dataset, images_only
+from training.networks import train
+from training.report import evaluate
 
 pytestmark = pytest.mark.slow
 
@@ -73,7 +75,7 @@ def test_train_reload_and_evaluate(mura, tmp_path, capsys):
     assert parity["float32"]["pooled_cosine_min"] > 0.999
     details = manifest.bone_type.details
     assert details["provenance"]["data"] == "mura"
-    assert details["provenance"]["command"].startswith("python -m training.train backbone")
+    assert details["provenance"]["command"].startswith("python -m training.networks.train backbone")
     assert details["provenance"]["splits"]["test"]["images"] > 0
     for entry in (*manifest.networks.values(), manifest.bone_type, *manifest.fracture.values()):
         assert entry.sha256 == sha256_file(out / entry.file)

@@ -3,7 +3,7 @@ file, or Keras' published ImageNet weights, fully convolutional (any input size)
 
 `--backbone` and `--init` of the training commands map onto `build_trunk`:
 - resnet50: `init` is "none", "imagenet" (Keras downloads its ImageNet weights: the original
-  design's recipe, for a machine with internet) or a backbone `.npz` (`training.models`);
+  design's recipe, for a machine with internet) or a backbone `.npz` (`training.networks.models`);
 - mobilenet_v1: `init` is "none" or a TFLite MobileNet v1 file (e.g. Google's ImageNet-trained
   `mobilenet_v1_1.0_224_quant*.tflite`, Apache-2.0), read by `training.networks.mobilenet`.
 """
@@ -11,6 +11,10 @@ file, or Keras' published ImageNet weights, fully convolutional (any input size)
 from __future__ import annotations
 
 from pathlib import Path
+
+import numpy as np
+
+from core.models import load_arrays
 
 BACKBONES = ("resnet50", "mobilenet_v1")
 DEFAULT_LAYER = {"resnet50": "conv4_block6_out", "mobilenet_v1": "pw13_relu"}
@@ -57,11 +61,19 @@ def build_trunk(backbone: str, init: str | Path, layer: str | None = None, input
         raise ValueError(f"unknown backbone {backbone!r} (choose from {', '.join(BACKBONES)})")
     trunk = keras.Model(full.input, full.get_layer(layer).output, name="fracture_trunk")
     if backbone == "resnet50" and init not in ("none", "imagenet"):
-        from training.train_fracture import load_trunk_weights
-
         load_trunk_weights(trunk, Path(init))
     for item in trunk.layers:
         frozen = item.name.startswith(FROZEN_PREFIXES[backbone])
         if frozen or isinstance(item, keras.layers.BatchNormalization):
             item.trainable = False
     return trunk
+
+
+def load_trunk_weights(trunk, path: Path) -> None:
+    """Assign the trunk's variables from a backbone .npz (`save_backbone` format)."""
+    arrays = load_arrays(path)
+    for variable in trunk.weights:
+        array = arrays.get(variable.path)
+        if array is None or tuple(array.shape) != tuple(variable.shape):
+            raise ValueError(f"{path} has no weights of shape {variable.shape} for {variable.path}")
+        variable.assign(array.astype(np.float32))

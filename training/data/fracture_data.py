@@ -20,8 +20,8 @@ from PIL import Image, ImageDraw
 
 from core.framing import Frame
 from core.imaging import prepare_framed, read_xray
-from training import augment
-from training.datasets import Record
+from training.data import augment
+from training.data.datasets import Record
 
 CACHE_SIZE = 384
 STRIDE = 16  # conv4_block6_out of ResNet50

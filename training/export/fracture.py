@@ -2,8 +2,9 @@
 bone with the pooling, fracture threshold and box threshold chosen on validation images (and the
 same map as `fracture_BONE_map`, for use as another network's `map_head`).
 
-Run: python -m training.export_fracture --data PATH --run DIR --out DIR
-(after `training.train_fracture` and `training.fracture_report`; `--out` is a folder under runs/).
+Run: python -m training.export.fracture --data PATH --run DIR --out DIR
+(after `training.networks.train_fracture` and `training.report.fracture_report`; `--out` is a
+folder under runs/).
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ import numpy as np
 
 from core.imaging import normalize
 from core.models import BONES
-from training import datasets
-from training.fracture_data import open_cache
+from training.data import datasets
+from training.data.fracture_data import open_cache
+from training.networks.train_fracture import HEADS, TRUNK_LAYER, build_trunk
 from training.threads import configure_threads
-from training.train_fracture import HEADS, TRUNK_LAYER, build_trunk
 
 CALIBRATION_IMAGES = 200
 
@@ -60,8 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=None)
     args = parser.parse_args(argv)
     configure_threads(1)
-    from training.export import export_network, register_head
-    from training.train_fracture import load_state, make_heads
+    from training.export.litert import export_network, register_head
+    from training.networks.train_fracture import load_state, make_heads
 
     cache = open_cache(args.cache or args.run / "cache384")
     choice = json.loads((args.run / "report" / "choice.json").read_text())
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     train_rows = cache.indices([record.path.name for record in splits["train"]])
     provenance = {
         "data": "FracAtlas (CC BY 4.0, Abedeen et al. 2023), train split, seed 0",
-        "trained_by": "python -m training.train_fracture",
+        "trained_by": "python -m training.networks.train_fracture",
         "run": args.run.name,
         "best_epoch": state.get("best_epoch"),
         "training_minutes": round(state["minutes"], 1),

@@ -1,16 +1,18 @@
 """Train the bone-type network (Elbow/Hand/Shoulder/Other) for X-rays framed like other hospitals'.
 
-    python -m training.train_bone_type --data PATH --out runs/bone_type [--size 128] [--epochs 12]
+    python -m training.networks.train_bone_type --data PATH --out runs/bone_type [--size 128]
+        [--epochs 12]
         [--max-minutes 50] [--resume] [--stage all|train|evaluate|export|shipped]
 
 Its own ResNet50 at a small input, initialised from the shipped backbone, global-average pooling
 and a 4-way softmax. Every step draws a class-balanced batch from ALL training regions (Other =
 every region but elbow, hand and shoulder, lower limb included): tight joint views cut around the
 marked elbows and shoulders (`data/joint_marks.csv`) and whole images, all changed the way other
-hospitals take them (`training.augment`), then the app's own `core.imaging.preprocess`.
+hospitals take them (`training.data.augment`), then the app's own `core.imaging.preprocess`.
 Checkpoints every epoch; `--resume` continues; `--max-minutes` stops cleanly. The evaluate stage
-reports the plain and the stress validation (`training.stress`) and chooses the recognition
-threshold on both; the export stage writes the LiteRT network and head with `training.export`.
+reports the plain and the stress validation (`training.data.stress`) and chooses the recognition
+threshold on both; the export stage writes the LiteRT network and head with
+`training.export.litert`.
 """
 
 from __future__ import annotations
@@ -31,14 +33,14 @@ from PIL import Image
 
 from core.imaging import preprocess, read_xray
 from core.models import BONE_TYPE_CLASSES
-from training import augment, datasets, stress
-from training.augment import JointMark
-from training.datasets import Record
+from training.data import augment, datasets, stress
+from training.data.augment import JointMark
+from training.data.datasets import Record
+from training.data.pipeline import class_weights
 from training.networks.backbones import BACKBONES
-from training.pipeline import class_weights
 from training.threads import configure_threads
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 DEFAULT_INIT = ROOT / "weights" / "backbone_resnet50.npz"
 NETWORK_NAME = "bone_type"
 FEATURE_LAYERS = ("conv5_block3_out", "pw13_relu")  # the last feature map: ResNet50, MobileNet v1
@@ -79,7 +81,7 @@ class Options:
 def parse_args(argv: list[str] | None = None) -> Options:
     """Parse the command line into `Options`."""
     parser = argparse.ArgumentParser(
-        prog="python -m training.train_bone_type",
+        prog="python -m training.networks.train_bone_type",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -217,7 +219,7 @@ def build_model(
     Dense(4) softmax."""
     import keras
 
-    from training.models import build_backbone
+    from training.networks.models import build_backbone
 
     if backbone_name == "mobilenet_v1":
         from training.networks.mobilenet import build_mobilenet_v1
@@ -352,7 +354,7 @@ def predict_paths(model, paths: list[Path], size: int, batch: int = 32) -> np.nd
 def choose_threshold_on_both(truths: list[list[str]], probabilities: list[np.ndarray]) -> float:
     """The recognition threshold with the best mean `recognition_score` over the sets given
     (plain and stress validation); candidates and tie rule as `choose_recognition_threshold`."""
-    from training.train import recognition_score
+    from training.networks.train import recognition_score
 
     candidates = np.round(np.arange(0.5, 0.951, 0.05), 2)
     scores = [
@@ -426,7 +428,7 @@ def shipped_model(weights_dir: Path):
     import keras
 
     from core.models import load_arrays
-    from training.models import build_backbone
+    from training.networks.models import build_backbone
 
     raw = json.loads((weights_dir / "manifest.json").read_text())
     if "models" in raw:  # format 1: one shared backbone .npz and heads
@@ -469,9 +471,9 @@ def calibration_images(records: list[Record], size: int, seed: int) -> np.ndarra
 
 
 def export(options: Options, splits, report: dict, state: dict, model=None) -> Path:
-    """Write the network, head and threshold (via `training.export`) into the run folder."""
+    """Write the network, head and threshold (via `training.export.litert`) into the run folder."""
     from core import manifest as manifest_io
-    from training.export import export_network, register_head
+    from training.export.litert import export_network, register_head
 
     if model is None:
         model = build_model(
@@ -521,7 +523,7 @@ def export(options: Options, splits, report: dict, state: dict, model=None) -> P
 def command_line(options: dict) -> str:
     """The training command that `options` (as stored in the run's state) stand for."""
     defaults = _jsonable(Options(Path(), Path()))
-    parts = ["python -m training.train_bone_type"]
+    parts = ["python -m training.networks.train_bone_type"]
     for key, value in options.items():
         if key in ("data", "out") or value != defaults.get(key):
             flag = f"--{key.replace('_', '-')}"

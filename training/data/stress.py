@@ -2,7 +2,8 @@
 
 Built deterministically (fixed seed, one seed per item) from the validation split: tight views of
 the marked elbows and shoulders, and the whole images rotated, bordered, lettered and re-exposed
-(`training.augment.acquisition`). It is reported beside the plain validation, and the recognition
+(`training.data.augment.acquisition`). It is reported beside the plain validation, and the
+recognition
 threshold is chosen on both, so the threshold is not fitted to FracAtlas' framing alone.
 """
 
@@ -19,8 +20,8 @@ from PIL import Image
 
 from core.imaging import read_xray
 from core.models import BONE_TYPE_CLASSES, BONES, is_recognised
-from training.augment import JointMark, acquisition, joint_crop, random_crop
-from training.datasets import Record
+from training.data.augment import JointMark, acquisition, joint_crop, random_crop
+from training.data.datasets import Record
 
 WHOLE_VARIANTS_PER_BONE_IMAGE = 2
 VARIANTS_PER_JOINT = 2
@@ -93,7 +94,7 @@ def keeps_fracture_label(item: StressItem) -> bool:
 
 def write_stress_set(items: Sequence[StressItem], out_dir: Path) -> list[Record]:
     """Render every item as an 8-bit PNG into `out_dir` (plus `stress.csv`); returns Records that
-    point at the PNGs with the stress truth as their bone, ready for `training.evaluate`."""
+    point at the PNGs with the stress truth as their bone, ready for `training.report.evaluate`."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stressed, cache = [], {}

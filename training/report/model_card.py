@@ -1,6 +1,6 @@
 """Write the model card: put an evaluation report into the manifest and into MODEL_CARD.md.
 
-python -m training.model_card --report runs/evaluation/report.json [--weights weights]
+python -m training.report.model_card --report runs/evaluation/report.json [--weights weights]
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from pathlib import Path
 
 from core import manifest as manifest_io
 from core.models import BONES
-from training.evaluate import bone_type_sentence, fracture_sentence, joint_view_sentence
+from training.report.evaluate import bone_type_sentence, fracture_sentence, joint_view_sentence
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 FRACATLAS = (
     "FracAtlas (Abedeen, I., Rahman, M.A., Prottyasha, F.Z. et al., Scientific Data 10, 521 "
     "(2023), "
@@ -245,7 +245,7 @@ def markdown(raw: dict, report: dict) -> str:
     out += [
         "",
         "Per-image and per-study figures, confusion matrices: `report.json` of "
-        "`python -m training.evaluate` (intervals: 95% bootstrap, 1,000 resamples).",
+        "`python -m training.report.evaluate` (intervals: 95% bootstrap, 1,000 resamples).",
         "",
     ]
     bone = report["bone_type"]

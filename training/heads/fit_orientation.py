@@ -1,7 +1,7 @@
 """Fit the orientation head: how many quarter turns an X-ray is from the orientation the fracture
 networks were trained on, read from a network the app runs first (by default `bone_type`).
 
-    python -m training.fit_orientation --weights DIR --data PATH [--network bone_type]
+    python -m training.heads.fit_orientation --weights DIR --data PATH [--network bone_type]
 
 Other hospitals store X-rays turned by 90 or 180 degrees, and the fracture networks, trained on
 FracAtlas as stored, lose their signal on turned images. With this head the app turns such an
@@ -12,7 +12,7 @@ network's mean-pooled features learns the turn. Its least confidence (below it t
 left as it is) is chosen on validation: the one that lets the fracture networks see the most
 views in their training orientation, views as stored weighing as much as all turned views
 together. Features are read through the app's runtime and cached
-(`training.fit_verdict.pooled_features`).
+(`training.heads.linear.pooled_features`).
 """
 
 from __future__ import annotations
@@ -24,50 +24,16 @@ import time
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import minimize
 
 from core.heads import softmax
 from core.manifest import ORIENTATION_KEY
 from core.models import ORIENTATION_CLASSES
-from training import datasets
-from training.export import register_head
-from training.fit_verdict import pooled_features, standardise
+from training.data import datasets
+from training.export.litert import register_head
+from training.heads.linear import fit_softmax, pooled_features
 
 TURNS = len(ORIENTATION_CLASSES)
 GATES = (0.0, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-
-
-def fit_softmax(
-    x: np.ndarray,
-    classes: np.ndarray,
-    strength: float,
-    count: int = TURNS,
-    iterations: int = 300,
-) -> tuple[np.ndarray, np.ndarray]:
-    """L2-regularised softmax regression of `count` classes on raw features: (kernel (C, K),
-    bias (K,)), with the standardisation folded in."""
-    mean, spread = standardise(x)
-    z = (x - mean) / spread
-    target = np.eye(count)[classes]
-    n, width = z.shape
-
-    def loss(params):
-        w, b = params[:-count].reshape(width, count), params[-count:]
-        p = softmax(z @ w + b)
-        value = -np.mean(np.log(p[target == 1] + 1e-12)) + strength * np.sum(w * w)
-        g = (p - target) / n
-        return value, np.concatenate([(z.T @ g + 2 * strength * w).ravel(), g.sum(axis=0)])
-
-    found = minimize(
-        loss,
-        np.zeros(width * count + count),
-        jac=True,
-        method="L-BFGS-B",
-        options={"maxiter": iterations},
-    )
-    w, b = found.x[:-count].reshape(width, count), found.x[-count:]
-    kernel = w / spread[:, None]
-    return kernel, b - mean @ kernel
 
 
 def choose_gate(probabilities: np.ndarray, truth: np.ndarray) -> dict:
@@ -93,7 +59,7 @@ def choose_gate(probabilities: np.ndarray, truth: np.ndarray) -> dict:
 def main(argv: list[str] | None = None) -> int:
     """Command line."""
     parser = argparse.ArgumentParser(
-        prog="python -m training.fit_orientation",
+        prog="python -m training.heads.fit_orientation",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -111,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     x_val = pooled_features(args.weights, args.network, val, args.cache, TURNS)
     turns_train = np.tile(np.arange(TURNS), len(train))
     turns_val = np.tile(np.arange(TURNS), len(val))
-    kernel, bias = fit_softmax(x_train, turns_train, args.strength)
+    kernel, bias = fit_softmax(x_train, turns_train, args.strength, TURNS)
     probabilities = softmax(x_val @ kernel + bias)
     accuracy = float(np.mean(probabilities.argmax(axis=1) == turns_val))
     gate = choose_gate(probabilities, turns_val)
@@ -131,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         provenance={
             "data": "fracatlas, train split (fit) and val split (least confidence), "
             f"seed {args.seed}",
-            "command": "python -m training.fit_orientation "
+            "command": "python -m training.heads.fit_orientation "
             + " ".join(sys.argv[1:] if argv is None else argv),
             "training_minutes": round((time.time() - started) / 60, 1),
         },

@@ -16,7 +16,7 @@ from pathlib import Path
 from core.models import BONES
 
 REGION_TO_BONE = {"elbow": "Elbow", "hand": "Hand", "shoulder": "Shoulder"}
-DEFAULT_REGIONS_CSV = Path(__file__).resolve().parent / "data" / "fracatlas_regions.csv"
+DEFAULT_REGIONS_CSV = Path(__file__).resolve().parent / "fracatlas_regions.csv"
 FRACATLAS_ID_BLOCK = 20  # consecutive FracAtlas ids treated as one (proxy) patient
 
 

@@ -1,9 +1,9 @@
 """Export Keras feature networks to LiteRT (`.tflite`, three precisions) and register them.
 
-    python -m training.export --weights DIR --data PATH            # re-export DIR's networks
-    python -m training.export --weights DIR --data PATH --choose   # int8 or float32, on test
-    python -m training.export --weights DIR --merge OTHER          # take OTHER's networks and heads
-    python -m training.export --weights DIR --locate-with-maps     # boxes from the KEY_map heads
+    python -m training.export.litert --weights DIR --data PATH           # re-export DIR's networks
+    python -m training.export.litert --weights DIR --data PATH --choose  # int8 or float32, on test
+    python -m training.export.litert --weights DIR --merge OTHER         # OTHER's networks, heads
+    python -m training.export.litert --weights DIR --locate-with-maps    # boxes from KEY_map heads
 
 Every network is written three times: `NAME.float32.tflite`, `NAME.dynamic-int8.tflite` (int8
 weights, activations quantized on the fly) and `NAME.int8.tflite` (int8 weights and activations,
@@ -89,11 +89,11 @@ def export_network(
     weights (NAME.keras.npz, float16, for re-export and fine-tuning), measure parity, and
     register the network.
 
-    `model` (built by `training.models.build_backbone`) maps a preprocessed (S, S, 3) image to
-    a feature map (h, w, C); `calibration` holds at least 200 preprocessed training images.
+    `model` (built by `training.networks.models.build_backbone`) maps a preprocessed (S, S, 3)
+    image to a feature map (h, w, C); `calibration` holds at least 200 preprocessed training images.
     The int8 file is the one loaded until `--choose`.
     """
-    from training.models import save_backbone
+    from training.networks.models import save_backbone
 
     if len(calibration) < MIN_CALIBRATION:
         print(f"Warning: int8 calibration on {len(calibration)} images (< {MIN_CALIBRATION}).")
@@ -243,10 +243,10 @@ def choose(weights: Path, records: list) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: re-export, merge, or choose each network's quantization."""
-    from training import datasets
+    from training.data import datasets
 
     parser = argparse.ArgumentParser(
-        prog="python -m training.export",
+        prog="python -m training.export.litert",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -288,8 +288,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def reexport(weights: Path, train_records: list) -> None:
     """Rebuild each network from its Keras weights file and export it again."""
-    from training.models import build_backbone
-    from training.pipeline import calibration_images
+    from training.data.pipeline import calibration_images
+    from training.networks.models import build_backbone
 
     if _format(weights) == 1:
         migrate_format_1(weights, train_records)
@@ -347,8 +347,8 @@ def _format(weights: Path) -> int:
 
 def migrate_format_1(weights: Path, train_records: list) -> None:
     """Turn a format-1 folder (one shared backbone .npz + heads) into a LiteRT format-2 folder."""
-    from training.models import build_backbone
-    from training.pipeline import calibration_images
+    from training.data.pipeline import calibration_images
+    from training.networks.models import build_backbone
 
     old = json.loads((weights / manifest_io.MANIFEST_NAME).read_text())
     size, models = old["input_size"], old["models"]

@@ -1,7 +1,7 @@
 """Build the Keras ResNet50 networks that training uses, and save or load backbone weights (.npz).
 
 TensorFlow/Keras live here and in the rest of `training/`; the app runs the LiteRT export
-(`training/export.py`) and never imports this module.
+(`training/export/litert.py`) and never imports this module.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Train the models the app loads, and record them in the weights manifest.
 
-    python -m training.train backbone --data PATH   # shared ResNet50, bone-type and fracture heads
-    python -m training.train parts    --data PATH   # retrain the bone-type head only
-    python -m training.train elbow|hand|shoulder --data PATH  # retrain one bone's fracture head
+    python -m training.networks.train backbone --data PATH  # shared ResNet50, bone-type, fracture
+    python -m training.networks.train parts    --data PATH  # retrain the bone-type head only
+    python -m training.networks.train elbow|hand|shoulder --data PATH  # one bone's fracture head
 
 `backbone` trains the whole network on every region at once: the bone-type head learns
 Elbow / Hand / Shoulder / Other and the fracture head learns fracture signs from all regions; its
@@ -29,15 +29,15 @@ import numpy as np
 
 from core import manifest as manifest_io
 from core.models import BONE_TYPE_CLASSES, BONES, is_recognised, load_head
-from training import datasets
-from training.datasets import Record
-from training.export import export_network, register_head
+from training.data import datasets
+from training.data.datasets import Record
+from training.data.pipeline import calibration_images, class_weights, image_dataset, images_only
+from training.export.litert import export_network, register_head
 from training.metrics import auroc
-from training.models import build_backbone, build_training_model
-from training.pipeline import calibration_images, class_weights, image_dataset, images_only
+from training.networks.models import build_backbone, build_training_model
 from training.threads import configure_threads
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 SHARED_NETWORK = "shared"
 TARGETS = ("backbone", "parts", *[bone.lower() for bone in BONES])
 
@@ -75,7 +75,7 @@ class Options:
 def parse_args(argv: list[str] | None = None) -> Options:
     """Command-line interface."""
     parser = argparse.ArgumentParser(
-        prog="python -m training.train",
+        prog="python -m training.networks.train",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -129,7 +129,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
     args = parser.parse_args(argv)
     run_dir = args.run_dir or ROOT / "runs" / args.target
     dataset = args.dataset if args.dataset != "auto" else datasets.detect_kind(args.data)
-    command = "python -m training.train " + shlex.join(sys.argv[1:] if argv is None else argv)
+    arguments = sys.argv[1:] if argv is None else argv
+    command = "python -m training.networks.train " + shlex.join(arguments)
     return Options(**{**vars(args), "run_dir": run_dir, "dataset": dataset, "command": command})
 
 
@@ -728,7 +729,8 @@ def main(argv: list[str] | None = None) -> int:
         result = train_backbone(options, splits)
         export_backbone_run(options, splits, result)
         print(f"Training took {result['minutes']:.1f} min; weights written to {options.out}")
-        print("Evaluate with: python -m training.evaluate --data", shlex.quote(str(options.data)))
+        data = shlex.quote(str(options.data))
+        print("Evaluate with: python -m training.report.evaluate --data", data)
     else:
         train_head(options, splits)
     return 0

@@ -1,7 +1,7 @@
 """Choose the fracture stage's heads and thresholds on validation images, then report AUROC (95%
 bootstrap intervals) and localisation on validation and, once, test, beside the shipped model.
 
-Run: python -m training.fracture_report --data PATH --run DIR [--test]
+Run: python -m training.report.fracture_report --data PATH --run DIR [--test]
 Reads the run's `cell_logits_{val,test}.npz` and the prepared-image cache; writes
 `DIR/report/fracture_report.json`, `choice.json` and FROC / ROC plots.
 """
@@ -18,11 +18,13 @@ import numpy as np
 from core.boxes import boxes_from_map
 from core.heads import sigmoid
 from core.models import BONES
-from training import datasets, localisation, metrics, plots
-from training.fracture_data import open_cache
-from training.train_fracture import HEADS, numpy_pool
+from training import metrics
+from training.data import datasets
+from training.data.fracture_data import open_cache
+from training.networks.train_fracture import HEADS, numpy_pool
+from training.report import localisation, plots
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 BOX_THRESHOLDS = tuple(np.round(np.arange(0.05, 0.96, 0.025), 3))
 MIN_CLASS = 5  # fractured and normal validation images a bone needs for its own head/threshold
 
@@ -211,7 +213,7 @@ def shipped_probabilities(records, weights: Path, size: int = 160) -> dict[str, 
 
     from core.imaging import preprocess, read_xray
     from core.models import load_arrays
-    from training.train_fracture import load_trunk_weights
+    from training.networks.backbones import load_trunk_weights
 
     full = keras.applications.ResNet50(include_top=False, weights=None, input_shape=(size, size, 3))
     load_trunk_weights(full, weights / "backbone_resnet50.npz")

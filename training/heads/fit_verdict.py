@@ -1,6 +1,6 @@
 """Fit each bone's fracture verdict as one linear head over several networks' pooled features.
 
-    python -m training.fit_verdict --weights DIR --data PATH --networks shared,fracture
+    python -m training.heads.fit_verdict --weights DIR --data PATH --networks shared,fracture
 
 The networks of a weights folder see an image at different scales (e.g. the 160-px whole view and
 the 384-px fine-detail network). With mean pooling, a linear head on their concatenated pooled
@@ -28,54 +28,20 @@ import numpy as np
 from scipy.optimize import minimize
 
 from core import manifest as manifest_io
-from core.errors import TriageError
 from core.heads import sigmoid
-from core.imaging import preprocess, read_xray
-from core.manifest import fracture_key, read_manifest, verified_path
+from core.manifest import fracture_key
 from core.models import BONES
-from core.runtime import Network
-from training import datasets
-from training.datasets import Record
-from training.export import register_head
+from training.data import datasets
+from training.data.datasets import Record
+from training.export.litert import register_head
+from training.heads.linear import pooled_features, standardise
 from training.metrics import auroc
-from training.train import choose_thresholds, logit, operating_point_note
+from training.networks.train import choose_thresholds, logit, operating_point_note
 
 STRENGTHS = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
 BONE_STRENGTHS = (None, 0.1, 0.3, 1.0, 3.0)  # L2 of each bone's offset; None = no offsets
 FOLDS = 5
 COMMON = "common"  # the head every region shares; scores the other regions in cross-validation
-
-
-def pooled_features(
-    weights: Path, network: str, records: list[Record], cache: Path, turns: int = 1
-) -> np.ndarray:
-    """(N * turns, C) mean-pooled feature maps of `records` through `network` (the app's LiteRT
-    file); with `turns` > 1, each record at 0, 1, ... quarter turns, in that order."""
-    manifest = read_manifest(weights)
-    entry = manifest.networks[network]
-    cache.mkdir(parents=True, exist_ok=True)
-    suffix = "" if turns == 1 else f"-turns{turns}"
-    store = cache / f"{network}-{entry.sha256[:12]}{suffix}.npz"
-    known = dict(np.load(store)) if store.is_file() else {}
-    runner = None
-    rows = []
-    for record in records:
-        name = Path(record.path).name
-        if name not in known:
-            runner = runner or Network(verified_path(manifest, entry), entry)
-            try:
-                gray = read_xray(record.path)
-            except TriageError as error:
-                raise SystemExit(f"{record.path}: {error}") from error
-            views = [
-                runner.features(preprocess(np.rot90(gray, k), entry.input_size)).mean(axis=(0, 1))
-                for k in range(turns)
-            ]
-            known[name] = views[0] if turns == 1 else np.stack(views)
-        rows.append(known[name])
-    if runner is not None:
-        np.savez(store, **known)
-    return np.stack(rows).reshape(len(rows) * turns, -1).astype(np.float64)
 
 
 def fit_logistic(
@@ -111,11 +77,6 @@ def fit_heads(
         w, b = fit_logistic(z[mine], y[mine], bone_strength, offset=base)
         heads[bone] = (common[0] + w, common[1] + b)
     return heads
-
-
-def standardise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and spread of each feature (spread never 0)."""
-    return x.mean(axis=0), x.std(axis=0) + 1e-6
 
 
 def cross_validated_auroc(
@@ -200,7 +161,7 @@ def verdict_logits(blocks: list[np.ndarray], result: dict, bone: str) -> np.ndar
 def main(argv: list[str] | None = None) -> int:
     """Command line."""
     parser = argparse.ArgumentParser(
-        prog="python -m training.fit_verdict",
+        prog="python -m training.heads.fit_verdict",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -251,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         "validation": validation,
         "provenance": {
             "data": f"fracatlas, train split (fit) and val split (thresholds), seed {args.seed}",
-            "command": "python -m training.fit_verdict "
+            "command": "python -m training.heads.fit_verdict "
             + " ".join(sys.argv[1:] if argv is None else argv),
             "training_minutes": round((time.time() - started) / 60, 1),
         },

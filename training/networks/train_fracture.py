@@ -1,7 +1,7 @@
 """Train the fine-detail fracture network: a ResNet50 trunk cut at conv4 on crops of 384-px images,
 with a per-cell fracture map supervised by FracAtlas' outlines and per-bone heads pooled by LSE.
 
-Run: python -m training.train_fracture --data PATH --out DIR [--max-minutes 55] [--resume]
+Run: python -m training.networks.train_fracture --data PATH --out DIR [--max-minutes 55] [--resume]
 It writes per-epoch checkpoints, `history.json`, the best weights (`best.npz`) and, at the end, the
 cell logits of the validation and test images (`cell_logits_val.npz`, `cell_logits_test.npz`).
 """
@@ -20,15 +20,15 @@ from pathlib import Path
 import numpy as np
 
 from core.imaging import normalize
-from core.models import load_arrays
-from training import datasets, metrics
-from training.fracture_data import CropSampler, CropSettings, build_cache
+from training import metrics
+from training.data import datasets
+from training.data.fracture_data import CropSampler, CropSettings, build_cache
 from training.networks.backbones import BACKBONES, DEFAULT_LAYER, trunk_stride
 from training.threads import configure_threads
 
 HEADS = ("shared", "Elbow", "Hand", "Shoulder")  # columns of the cell-logit map
 TRUNK_LAYER = "conv4_block6_out"
-SHIPPED_BACKBONE = Path(__file__).resolve().parent.parent / "weights" / "backbone_resnet50.npz"
+SHIPPED_BACKBONE = Path(__file__).resolve().parents[2] / "weights" / "backbone_resnet50.npz"
 
 
 # ----------------------------------------------------------------------------- model
@@ -55,16 +55,6 @@ def build_trunk(
     from training.networks.backbones import build_trunk as build
 
     return build(backbone, init, layer)
-
-
-def load_trunk_weights(trunk, path: Path) -> None:
-    """Assign the trunk's variables from a backbone .npz (`save_backbone` format)."""
-    arrays = load_arrays(path)
-    for variable in trunk.weights:
-        array = arrays.get(variable.path)
-        if array is None or tuple(array.shape) != tuple(variable.shape):
-            raise ValueError(f"{path} has no weights of shape {variable.shape} for {variable.path}")
-        variable.assign(array.astype(np.float32))
 
 
 def make_heads(channels: int, prior: float = 0.02):

@@ -1,6 +1,6 @@
 """Evaluate the app's own prediction path on a test split and write a JSON report and plots.
 
-    python -m training.evaluate --data PATH [--split test] [--weights DIR] [--out DIR]
+    python -m training.report.evaluate --data PATH [--split test] [--weights DIR] [--out DIR]
 
 Every image goes through `predictions.analyze`, exactly as in the app. Fracture metrics are
 grouped by each image's true bone and use the fracture probability the app shows (the model
@@ -21,10 +21,12 @@ import numpy as np
 import predictions
 from core.errors import TriageError
 from core.models import BONE_TYPE_CLASSES, BONES
-from training import datasets, localisation, metrics, plots
-from training.datasets import Record
+from training import metrics
+from training.data import datasets
+from training.data.datasets import Record
+from training.report import localisation, plots
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def evaluate(records: list[Record], weights_dir: Path | str | None = None, seed: int = 0) -> dict:
@@ -213,10 +215,10 @@ def summary_lines(report: dict) -> list[str]:
 
 
 def stress_report(records: list[Record], weights_dir, out: Path, seed: int = 0) -> dict:
-    """Bone-type figures on the stress version of `records` (`training.stress`: tight joint views,
-    rotations, borders, letters, exposure), rendered as PNGs into `out/stress_images`, and
+    """Bone-type figures on the stress version of `records` (`training.data.stress`: tight joint
+    views, rotations, borders, letters, exposure), rendered as PNGs into `out/stress_images`, and
     fracture figures on its whole views (where the image's fracture label still holds)."""
-    from training import augment, stress
+    from training.data import augment, stress
 
     items = stress.build_stress_set(records, augment.load_joint_marks(), seed)
     stressed = stress.write_stress_set(items, out / "stress_images")
@@ -266,7 +268,7 @@ def _pct(value) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(
-        prog="python -m training.evaluate",
+        prog="python -m training.report.evaluate",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -283,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--stress",
         action="store_true",
-        help="also report the split's stress version (training/stress.py): bone type on every "
+        help="also report the split's stress version (training/data/stress.py): bone type on every "
         "view, fracture on the whole views",
     )
     args = parser.parse_args(argv)

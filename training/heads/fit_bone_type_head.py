@@ -1,14 +1,14 @@
 """Refit the bone-type head on what the shipped network sees: many augmented training views.
 
-    python -m training.fit_bone_type_head --weights DIR --data PATH [--views-per-class 9000]
+    python -m training.heads.fit_bone_type_head --weights DIR --data PATH [--views-per-class 9000]
         [--strength 1e-3]
 
-`training.train_bone_type` trains the network and its softmax head together, on batches of 16.
-This refits only the head (a softmax regression, L2) on the network's mean-pooled features, read
+`training.networks.train_bone_type` trains the network and its softmax head together, on batches of
+16. This refits only the head (a softmax regression, L2) on the network's mean-pooled features, read
 through the app's runtime (the quantized file the app runs), of a class-balanced draw of training
 views made as in training: tight joint views and whole images, turned, framed, lettered and
-re-exposed (`training.train_bone_type.draw_example`). The recognition threshold is chosen again
-on the plain and the stress validation (`choose_threshold_on_both`). The network is unchanged.
+re-exposed (`training.networks.train_bone_type.draw_example`). The recognition threshold is chosen
+again on the plain and the stress validation (`choose_threshold_on_both`). The network is unchanged.
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ from core.framing import content_box
 from core.heads import softmax
 from core.imaging import model_inputs, read_xray
 from core.models import BONE_TYPE_CLASSES
-from training import augment, datasets, stress
-from training.datasets import Record
-from training.export import register_head
-from training.fit_orientation import fit_softmax
-from training.train_bone_type import (
+from training.data import augment, datasets, stress
+from training.data.datasets import Record
+from training.export.litert import register_head
+from training.heads.linear import fit_softmax
+from training.networks.train_bone_type import (
     cache_images,
     draw_example,
     evaluate_probabilities,
@@ -83,7 +83,7 @@ def image_features(engine: Engine, records: list[Record]) -> tuple[np.ndarray, l
 def main(argv: list[str] | None = None) -> int:
     """Command line."""
     parser = argparse.ArgumentParser(
-        prog="python -m training.fit_bone_type_head",
+        prog="python -m training.heads.fit_bone_type_head",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     network = raw["heads"]["bone_type"]["network"]
     provenance = dict(raw["heads"]["bone_type"].get("provenance", {}))
     provenance["head_refit"] = {
-        "command": "python -m training.fit_bone_type_head "
+        "command": "python -m training.heads.fit_bone_type_head "
         + " ".join(sys.argv[1:] if argv is None else argv),
         "views": len(classes),
         "validation": validation,

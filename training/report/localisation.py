@@ -119,7 +119,7 @@ def choose_box_threshold(
 def plot_froc(curves: dict[str, list[dict]], path: Path) -> Path:
     """One FROC curve per name (points in threshold order): share of true fracture boxes found
     vs false boxes per image."""
-    from training.plots import _pyplot
+    from training.report.plots import _pyplot
 
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(5, 5))
@@ -147,7 +147,7 @@ def plot_froc(curves: dict[str, list[dict]], path: Path) -> Path:
 def truth_boxes(records) -> list[list[tuple[float, ...]]] | None:
     """FracAtlas' fracture boxes of each record (from `boxes.csv` next to its `images/` folder),
     or None if any record's dataset has no boxes.csv (e.g. MURA)."""
-    from training.fracture_data import load_boxes
+    from training.data.fracture_data import load_boxes
 
     loaded: dict[Path, dict] = {}
     truths = []

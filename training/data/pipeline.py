@@ -15,7 +15,7 @@ import numpy as np
 from core.errors import TriageError
 from core.imaging import normalize, prepare, preprocess, read_xray
 from core.models import BONE_TYPE_CLASSES
-from training.datasets import Record
+from training.data.datasets import Record
 
 MAX_CLASS_WEIGHT = 5.0
 

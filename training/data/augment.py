@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from core.imaging import _stretch_contrast  # the contrast stretch `read_xray` applies to every file
 
-DEFAULT_MARKS_CSV = Path(__file__).resolve().parent / "data" / "joint_marks.csv"
+DEFAULT_MARKS_CSV = Path(__file__).resolve().parent / "joint_marks.csv"
 JOINT_TO_BONE = {"elbow": "Elbow", "shoulder": "Shoulder"}
 LETTERS = ("L", "R", "LT", "RT", "AP", "LAT", "PA", "OBL")
 JOINT_SIDE = (0.28, 0.5)  # side of a joint view, as a fraction of the image's long side

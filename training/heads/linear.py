@@ -1,0 +1,86 @@
+"""The pieces every linear head shares: pooled features read through the app's runtime, their
+standardisation, and an L2 softmax regression (the heads' own fits build on these)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import minimize
+
+from core.errors import TriageError
+from core.heads import softmax
+from core.imaging import preprocess, read_xray
+from core.manifest import read_manifest, verified_path
+from core.runtime import Network
+from training.data.datasets import Record
+
+
+def pooled_features(
+    weights: Path, network: str, records: list[Record], cache: Path, turns: int = 1
+) -> np.ndarray:
+    """(N * turns, C) mean-pooled feature maps of `records` through `network` (the app's LiteRT
+    file); with `turns` > 1, each record at 0, 1, ... quarter turns, in that order."""
+    manifest = read_manifest(weights)
+    entry = manifest.networks[network]
+    cache.mkdir(parents=True, exist_ok=True)
+    suffix = "" if turns == 1 else f"-turns{turns}"
+    store = cache / f"{network}-{entry.sha256[:12]}{suffix}.npz"
+    known = dict(np.load(store)) if store.is_file() else {}
+    runner = None
+    rows = []
+    for record in records:
+        name = Path(record.path).name
+        if name not in known:
+            runner = runner or Network(verified_path(manifest, entry), entry)
+            try:
+                gray = read_xray(record.path)
+            except TriageError as error:
+                raise SystemExit(f"{record.path}: {error}") from error
+            views = [
+                runner.features(preprocess(np.rot90(gray, k), entry.input_size)).mean(axis=(0, 1))
+                for k in range(turns)
+            ]
+            known[name] = views[0] if turns == 1 else np.stack(views)
+        rows.append(known[name])
+    if runner is not None:
+        np.savez(store, **known)
+    return np.stack(rows).reshape(len(rows) * turns, -1).astype(np.float64)
+
+
+def standardise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and spread of each feature (spread never 0)."""
+    return x.mean(axis=0), x.std(axis=0) + 1e-6
+
+
+def fit_softmax(
+    x: np.ndarray,
+    classes: np.ndarray,
+    strength: float,
+    count: int,
+    iterations: int = 300,
+) -> tuple[np.ndarray, np.ndarray]:
+    """L2-regularised softmax regression of `count` classes on raw features: (kernel (C, K),
+    bias (K,)), with the standardisation folded in."""
+    mean, spread = standardise(x)
+    z = (x - mean) / spread
+    target = np.eye(count)[classes]
+    n, width = z.shape
+
+    def loss(params):
+        w, b = params[:-count].reshape(width, count), params[-count:]
+        p = softmax(z @ w + b)
+        value = -np.mean(np.log(p[target == 1] + 1e-12)) + strength * np.sum(w * w)
+        g = (p - target) / n
+        return value, np.concatenate([(z.T @ g + 2 * strength * w).ravel(), g.sum(axis=0)])
+
+    found = minimize(
+        loss,
+        np.zeros(width * count + count),
+        jac=True,
+        method="L-BFGS-B",
+        options={"maxiter": iterations},
+    )
+    w, b = found.x[:-count].reshape(width, count), found.x[-count:]
+    kernel = w / spread[:, None]
+    return kernel, b - mean @ kernel
