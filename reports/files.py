@@ -1,0 +1,42 @@
+"""Write an output file whole or not at all, with a clinician-readable error on failure."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+from core.errors import ReportWriteError
+
+
+def write_bytes(path: str | Path, data: bytes, what: str) -> Path:
+    """Write `data` to `path` through a temporary file beside it, so a failed write (full disk,
+    no permission) leaves any earlier file of that name as it was. Raises `ReportWriteError`."""
+    path = Path(path)
+    temporary = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+        temporary = None
+    except OSError as error:
+        raise write_error(path, what, error) from error
+    finally:
+        if temporary is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+    return path
+
+
+def write_error(path: Path, what: str, error: OSError) -> ReportWriteError:
+    """The one-line message for an output that could not be written."""
+    reason = error.strerror or type(error).__name__
+    return ReportWriteError(
+        f"The {what} could not be written to '{path}' ({reason}).",
+        "Nothing else was affected: choose another folder or free some disk space, then try again.",
+    )
