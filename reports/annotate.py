@@ -35,13 +35,15 @@ def annotated_view(
 
 
 def with_caption(image: Image.Image, lines: list[str]) -> Image.Image:
-    """The image with a black band on top holding `lines` of white text (burned in)."""
-    size = max(12, round(image.width / 45))
-    font = _font(size)
-    band = Image.new("RGB", (image.width, (size + size // 3) * len(lines) + size), BAND_COLOUR)
+    """The image with a black band on top holding `lines` of white text (burned in), the text
+    as large as fits the image's width."""
+    longest = max(_font(100).getlength(line) for line in lines) or 1.0
+    size = max(8, min(round(image.width / 40), int(100 * (image.width * 0.95) / longest)))
+    font, step = _font(size), size + size // 3
+    band = Image.new("RGB", (image.width, step * len(lines) + size), BAND_COLOUR)
     draw = ImageDraw.Draw(band)
     for number, line in enumerate(lines):
-        draw.text((size // 2, size // 2 + number * (size + size // 3)), line, TEXT_COLOUR, font)
+        draw.text((image.width * 0.02, size // 2 + number * step), line, TEXT_COLOUR, font)
     combined = Image.new("RGB", (image.width, band.height + image.height))
     combined.paste(band, (0, 0))
     combined.paste(image.convert("RGB"), (0, band.height))

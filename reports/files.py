@@ -36,6 +36,9 @@ def write_bytes(path: str | Path, data: bytes, what: str) -> Path:
 def write_error(path: Path, what: str, error: OSError) -> ReportWriteError:
     """The one-line message for an output that could not be written."""
     reason = error.strerror or type(error).__name__
+    blocking = next((folder for folder in path.parents if folder.is_file()), None)
+    if blocking is not None:
+        reason = f"'{blocking}' is a file, not a folder"
     return ReportWriteError(
         f"The {what} could not be written to '{path}' ({reason}).",
         "Nothing else was affected: choose another folder or free some disk space, then try again.",

@@ -23,6 +23,7 @@ from reports.rows import (
     bone_text,
     boxes_text,
     make_row,
+    plain,
     probability_text,
 )
 
@@ -31,9 +32,6 @@ IMAGE_AREA_HEIGHT = 120.0  # mm
 LABEL_WIDTH = 42.0  # mm
 VERDICT_COLOURS = {"Fractured": (211, 47, 47), "Normal": (46, 125, 50)}
 AMBER = (178, 106, 0)
-_TYPOGRAPHY = str.maketrans(
-    {"—": "-", "–": "-", "’": "'", "‘": "'", "“": '"', "”": '"', "…": "..."}
-)
 
 
 class _Report(FPDF):
@@ -75,7 +73,7 @@ def pdf_bytes(results: Iterable[Result], title: str = "Fracture triage report") 
 
 def pdf_text(text: str) -> str:
     """Text the PDF's built-in font can show (Latin-1; dashes and quotes simplified)."""
-    return text.translate(_TYPOGRAPHY).encode("latin-1", "replace").decode("latin-1")
+    return plain(text).encode("latin-1", "replace").decode("latin-1")
 
 
 def _page(pdf: FPDF, result: Result, row: ReportRow, title: str, made: str) -> None:

@@ -32,6 +32,9 @@ TRAINING_NOTE = (
     "A model trained on MURA answers 'abnormal' for its 'positive' class, which includes more "
     "than fractures."
 )
+_TYPOGRAPHY = str.maketrans(
+    {"—": "-", "–": "-", "’": "'", "‘": "'", "“": '"', "”": '"', "…": "..."}
+)
 _SET_BY = {CHOSEN: "chosen by the user", FROM_TAG: "from the DICOM header"}
 
 
@@ -68,6 +71,12 @@ class ReportRow:
     error: str = ""
     model_versions: str = ""
     header: dict[str, str] = field(default_factory=dict)
+
+
+def plain(text: str) -> str:
+    """Text with typographic dashes, quotes and ellipses made plain ASCII (for the PDF's
+    built-in font and DICOM text without a character set)."""
+    return text.translate(_TYPOGRAPHY)
 
 
 def has_verdict(result: Prediction | StudyPrediction) -> bool:
