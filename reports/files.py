@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
 from core.errors import ReportWriteError
@@ -17,7 +17,9 @@ def write_bytes(path: str | Path, data: bytes, what: str) -> Path:
     temporary = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        temporary = path.parent / f".{path.name}.{secrets.token_hex(4)}.part"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+        handle = os.open(temporary, flags, 0o666)  # the user's umask applies, as for any file
         with os.fdopen(handle, "wb") as file:
             file.write(data)
             file.flush()

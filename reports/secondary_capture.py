@@ -39,6 +39,7 @@ COPIED = (  # patient, study and series fields that identify the source; copied 
     "InstitutionName",
     "BodyPartExamined",
     "Laterality",
+    "ImageLaterality",
 )
 REQUIRED_EMPTY = (  # type 2: present even when the source has no value
     "PatientName",
@@ -51,6 +52,7 @@ REQUIRED_EMPTY = (  # type 2: present even when the source has no value
     "StudyID",
     "AccessionNumber",
     "PatientOrientation",
+    "Laterality",  # 2C: a hand or shoulder is paired; empty when the source does not say
 )
 
 
