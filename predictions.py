@@ -456,7 +456,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.csv or args.report or args.dicom_out:
         from reports.outputs import write_outputs
 
-        failures += write_outputs(outcomes, args.csv, args.report, args.dicom_out, args.json)
+        failures += write_outputs(
+            outcomes, args.csv, args.report, args.dicom_out, args.json, args.weights
+        )
     return 1 if failures else 0
 
 

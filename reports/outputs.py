@@ -16,6 +16,7 @@ def write_outputs(
     pdf_path: str | None = None,
     dicom_dir: str | None = None,
     json_mode: bool = False,
+    weights_dir: str | None = None,
 ) -> int:
     """Write each requested output, print one line per output (and per file without a DICOM
     result), and return how many could not be written. A (path, message) pair is a failed input."""
@@ -25,7 +26,7 @@ def write_outputs(
     if csv_path:
         problems += _attempt(lambda: _csv(results, csv_path), "CSV", say)
     if pdf_path:
-        problems += _attempt(lambda: _pdf(results, pdf_path), "PDF report", say)
+        problems += _attempt(lambda: _pdf(results, pdf_path, weights_dir), "PDF report", say)
     if dicom_dir:
         for result in results:
             if not isinstance(result, Failure):
@@ -39,10 +40,10 @@ def _csv(results, path: str) -> str:
     return f"CSV written to {write_csv(results, path)}"
 
 
-def _pdf(results, path: str) -> str:
+def _pdf(results, path: str, weights_dir: str | None) -> str:
     from reports.pdf_report import write_pdf
 
-    return f"PDF report written to {write_pdf(results, path)}"
+    return f"PDF report written to {write_pdf(results, path, weights_dir)}"
 
 
 def _dicom(result, out_dir: str) -> str:

@@ -16,7 +16,6 @@ from reports.annotate import annotated_view
 from reports.files import write_bytes
 from reports.rows import (
     DISCLAIMER,
-    TRAINING_NOTE,
     Failure,
     ReportRow,
     Result,
@@ -25,6 +24,7 @@ from reports.rows import (
     make_row,
     plain,
     probability_text,
+    training_note,
 )
 
 IMAGE_MAX_SIDE = 1200  # pixels of the image embedded per view (sharp when printed at 15 cm)
@@ -35,27 +35,39 @@ AMBER = (178, 106, 0)
 
 
 class _Report(FPDF):
-    """A4 pages with the disclaimer and page number in every footer."""
+    """A4 pages with the disclaimer, the models' training data and the page number in every
+    footer."""
+
+    note = ""
 
     def footer(self) -> None:
         self.set_y(-22)
         self.set_font("helvetica", size=7.5)
         self.set_text_color(90, 90, 90)
-        self.multi_cell(0, 3.4, pdf_text(f"{DISCLAIMER} {TRAINING_NOTE}"), align="L")
+        self.multi_cell(0, 3.4, pdf_text(f"{DISCLAIMER} {self.note}"), align="L")
         self.cell(0, 4, f"Page {self.page_no()} of {{nb}}", align="R")
 
 
 def write_pdf(
-    results: Iterable[Result], path: str | Path, title: str = "Fracture triage report"
+    results: Iterable[Result],
+    path: str | Path,
+    weights_dir: str | Path | None = None,
+    title: str = "Fracture triage report",
 ) -> Path:
-    """Write one page per result (a failed file gets a page with its message).
-    Raises `core.errors.ReportWriteError` if it cannot be written."""
-    return write_bytes(path, pdf_bytes(results, title), "PDF report")
+    """Write one page per result (a failed file gets a page with its message); `weights_dir`
+    is where the models came from (for their training data). Raises
+    `core.errors.ReportWriteError` if it cannot be written."""
+    return write_bytes(path, pdf_bytes(results, weights_dir, title), "PDF report")
 
 
-def pdf_bytes(results: Iterable[Result], title: str = "Fracture triage report") -> bytes:
+def pdf_bytes(
+    results: Iterable[Result],
+    weights_dir: str | Path | None = None,
+    title: str = "Fracture triage report",
+) -> bytes:
     """The PDF report as bytes."""
     pdf = _Report(format="A4")
+    pdf.note = training_note(weights_dir)
     pdf.set_title(title)
     pdf.set_creator("Bone Fracture Detection (decision support)")
     pdf.set_auto_page_break(True, margin=25)

@@ -27,11 +27,14 @@ DISCLAIMER = (
     "Decision support only, not a diagnosis. A radiologist must confirm every finding; "
     "a 'Normal' result or a missing box never rules a fracture out."
 )
-TRAINING_NOTE = (
-    "The models were trained on FracAtlas (demonstration models, not validated for clinical use). "
-    "A model trained on MURA answers 'abnormal' for its 'positive' class, which includes more "
-    "than fractures."
+FRACATLAS_NOTE = (
+    "The models were trained on FracAtlas (demonstration models, not validated for clinical use)."
 )
+MURA_NOTE = (
+    "Models trained on MURA: 'positive' means abnormal (fractures, but also hardware, arthritis "
+    "and other findings)."
+)
+UNKNOWN_TRAINING = "The models' training data is not recorded in their manifest."
 _TYPOGRAPHY = str.maketrans(
     {"—": "-", "–": "-", "’": "'", "‘": "'", "“": '"', "”": '"', "…": "..."}
 )
@@ -71,6 +74,22 @@ class ReportRow:
     error: str = ""
     model_versions: str = ""
     header: dict[str, str] = field(default_factory=dict)
+
+
+def training_note(weights_dir: str | Path | None = None) -> str:
+    """What the models were trained on, from the data source named in the weights' model card
+    (its attribution: FracAtlas, MURA)."""
+    from core.manifest import DEFAULT_WEIGHTS, load_raw
+
+    try:
+        card = load_raw(Path(weights_dir) if weights_dir else DEFAULT_WEIGHTS).get("model_card")
+        text = str(card.get("attribution", ""))
+    except (OSError, ValueError, AttributeError):  # no readable card: say so, do not guess
+        text = ""
+    notes = [
+        note for key, note in (("FracAtlas", FRACATLAS_NOTE), ("MURA", MURA_NOTE)) if key in text
+    ]
+    return " ".join(notes) or UNKNOWN_TRAINING
 
 
 def plain(text: str) -> str:

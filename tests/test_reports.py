@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -18,7 +19,16 @@ import predictions
 from core.errors import NotDicomSourceError
 from reports.csv_report import write_csv
 from reports.pdf_report import write_pdf
-from reports.rows import NO_VERDICT, Failure, make_row, plain
+from reports.rows import (
+    FRACATLAS_NOTE,
+    MURA_NOTE,
+    NO_VERDICT,
+    UNKNOWN_TRAINING,
+    Failure,
+    make_row,
+    plain,
+    training_note,
+)
 from reports.secondary_capture import SECONDARY_CAPTURE, write_result_captures
 from tests.factories import PATIENT, dicom_xray
 
@@ -230,3 +240,15 @@ def test_a_standard_toolkit_opens_the_capture(results, tmp_path):
             pydicom.dcmread(written).Columns,
             pydicom.dcmread(written).Rows,
         )
+
+
+def test_the_training_note_follows_the_model_card(tmp_path):
+    from core.manifest import FORMAT_VERSION, MANIFEST_NAME
+
+    assert training_note() == FRACATLAS_NOTE  # the shipped weights
+    card = {"attribution": "MURA v1.1 (Stanford ML Group)", "summary": "not FracAtlas"}
+    (tmp_path / MANIFEST_NAME).write_text(
+        json.dumps({"format_version": FORMAT_VERSION, "model_card": card})
+    )
+    assert training_note(tmp_path) == MURA_NOTE
+    assert training_note(tmp_path / "missing") == UNKNOWN_TRAINING
