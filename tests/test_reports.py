@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -252,3 +253,16 @@ def test_the_training_note_follows_the_model_card(tmp_path):
     )
     assert training_note(tmp_path) == MURA_NOTE
     assert training_note(tmp_path / "missing") == UNKNOWN_TRAINING
+
+
+def test_reports_need_no_window_and_no_tensorflow():
+    modules = ("annotate", "csv_report", "outputs", "pdf_report", "rows", "secondary_capture")
+    script = (
+        "import sys\n"
+        + "".join(f"import reports.{name}\n" for name in modules)
+        + "print(sorted({'tkinter', 'customtkinter', 'tensorflow', 'keras'} & set(sys.modules)))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]"
