@@ -12,6 +12,7 @@ from pathlib import Path
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
+from core.errors import ImageReadError
 from reports.annotate import annotated_view
 from reports.files import write_bytes
 from reports.rows import (
@@ -155,8 +156,18 @@ def _verdict(pdf: FPDF, row: ReportRow) -> None:
 
 
 def _images(pdf: FPDF, result, row: ReportRow) -> None:
-    """The views side by side, each fitted into its share of the image area."""
-    views = [annotated_view(result, index, IMAGE_MAX_SIDE) for index in range(len(row.paths))]
+    """The views side by side, each fitted into its share of the image area; a view that can
+    no longer be read (moved or deleted since the analysis) is said so in its place."""
+    views, missing = [], []
+    for index in range(len(row.paths)):
+        try:
+            views.append(annotated_view(result, index, IMAGE_MAX_SIDE))
+        except ImageReadError as error:
+            missing.append(str(error))
+    for message in missing:
+        _line(pdf, "Image not shown", message)
+    if not views:
+        return
     gap = 4.0
     width = (pdf.epw - gap * (len(views) - 1)) / len(views)
     height = min(IMAGE_AREA_HEIGHT, pdf.h - pdf.get_y() - 95)

@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image
 
 from core.errors import NotDicomSourceError
+from core.imaging import read_file_bytes
 from predictions import Prediction, StudyPrediction
 from reports.annotate import annotated_view, with_caption
 from reports.files import write_bytes
@@ -65,9 +66,11 @@ def write_secondary_capture(
     instance_number: int = 1,
 ) -> Path:
     """Write `annotated_rgb` as a Secondary Capture of the DICOM file `source_path` into
-    `out_dir` and return its path. Raises `NotDicomSourceError` for a non-DICOM source and
-    `ReportWriteError` when the file cannot be written."""
+    `out_dir` and return its path. Raises `NotDicomSourceError` for a non-DICOM source, an
+    `ImageReadError` when the source can no longer be read, and `ReportWriteError` when the
+    result cannot be written."""
     source_path = Path(source_path)
+    read_file_bytes(source_path)  # a file gone or unreadable since the analysis: its own error
     source = read_header(source_path) if is_dicom_file(source_path) else None
     if source is None:
         raise NotDicomSourceError(

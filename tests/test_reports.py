@@ -266,3 +266,22 @@ def test_reports_need_no_window_and_no_tensorflow():
         [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_a_file_deleted_after_its_analysis_still_gets_its_page(tmp_path):
+    from pypdf import PdfReader
+
+    from core.errors import FileMissingError
+
+    dicom = dicom_xray(tmp_path / "gone.dcm")
+    result = predictions.analyze(dicom)
+    dicom.unlink()
+    reader = PdfReader(
+        write_pdf([result, predictions.analyze(SAMPLES[3])], tmp_path / "report.pdf")
+    )
+    first = " ".join(reader.pages[0].extract_text().split())
+    assert "Image not shown" in first and "'gone.dcm' was not found" in first
+    assert f"Verdict: {make_row(result).verdict}" in first and not reader.pages[0].images
+    assert len(reader.pages[1].images) == 1
+    with pytest.raises(FileMissingError):
+        write_result_captures(result, tmp_path / "pacs")
