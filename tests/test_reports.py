@@ -285,3 +285,16 @@ def test_a_file_deleted_after_its_analysis_still_gets_its_page(tmp_path):
     assert len(reader.pages[1].images) == 1
     with pytest.raises(FileMissingError):
         write_result_captures(result, tmp_path / "pacs")
+
+
+def test_a_capture_without_verdict_says_so_and_draws_no_box(dicom_elbow, results, tmp_path):
+    import pydicom
+
+    result = dataclasses.replace(results[len(SAMPLES) + 1], recognised=False)
+    (written,) = write_result_captures(result, tmp_path / "pacs")
+    capture = pydicom.dcmread(written)
+    assert "Verdict: Not recognised - no verdict" in capture.ImageComments
+    assert "probability" not in capture.ImageComments
+    band = capture.Rows - pydicom.dcmread(dicom_elbow).Rows
+    image = capture.pixel_array[band:].astype(int)
+    assert (image[..., 0] == image[..., 1]).all()  # gray: no red box drawn
