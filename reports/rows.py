@@ -161,7 +161,10 @@ def probability_text(row: ReportRow) -> str:
     """'0.83 (threshold 0.50)', or why there is no probability."""
     if row.fracture_probability is None:
         return "none (no verdict)" if row.kind != "error" else ""
-    return f"{row.fracture_probability:.2f} (threshold {row.threshold:.2f})"
+    digits = 2
+    while digits < 4 and f"{row.fracture_probability:.{digits}f}" == f"{row.threshold:.{digits}f}":
+        digits += 1  # 0.496 against 0.500 must not read as 0.50 against 0.50
+    return f"{row.fracture_probability:.{digits}f} (threshold {row.threshold:.{digits}f})"
 
 
 def boxes_text(row: ReportRow) -> str:

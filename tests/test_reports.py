@@ -28,6 +28,7 @@ from reports.rows import (
     Failure,
     make_row,
     plain,
+    probability_text,
     training_note,
 )
 from reports.secondary_capture import SECONDARY_CAPTURE, write_result_captures
@@ -142,7 +143,7 @@ def test_pdf_has_a_page_per_result_with_its_verdict(results, tmp_path):
             continue
         assert len(page.images) == len(row.paths)  # each view, annotated
         if row.has_verdict:
-            assert f"{result.fracture_probability:.2f} (threshold {result.threshold:.2f})" in text
+            assert probability_text(row) in text
         else:
             assert "none (no verdict)" in text
     dicom_page = " ".join(reader.pages[len(SAMPLES) + 1].extract_text().split())
@@ -298,3 +299,11 @@ def test_a_capture_without_verdict_says_so_and_draws_no_box(dicom_elbow, results
     band = capture.Rows - pydicom.dcmread(dicom_elbow).Rows
     image = capture.pixel_array[band:].astype(int)
     assert (image[..., 0] == image[..., 1]).all()  # gray: no red box drawn
+
+
+def test_a_probability_next_to_its_threshold_is_shown_apart_from_it(results):
+    result = next(r for r in results if isinstance(r, predictions.Prediction) and r.recognised)
+    close = dataclasses.replace(result, fracture_probability=0.4962, threshold=0.5, label="normal")
+    assert probability_text(make_row(close)) == "0.496 (threshold 0.500)"
+    far = dataclasses.replace(result, fracture_probability=0.83, threshold=0.5)
+    assert probability_text(make_row(far)) == "0.83 (threshold 0.50)"
