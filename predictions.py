@@ -10,6 +10,7 @@ The bone type comes from, in order: the caller (`bone=`, "chosen"), the DICOM he
 tag"), or the bone-type model ("model"). The models run on LiteRT; TensorFlow is not needed.
 
 Command line: python predictions.py IMAGE_OR_FOLDER... [--study] [--bone B] [--json] [--heatmap DIR]
+              [--csv OUT.csv] [--report OUT.pdf] [--dicom-out DIR]
 """
 
 from __future__ import annotations
@@ -412,10 +413,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object per line")
     parser.add_argument("--heatmap", metavar="OUT_DIR", help="write Grad-CAM overlays as PNG here")
     parser.add_argument("--weights", metavar="DIR", help="weights folder (default: ./weights)")
+    parser.add_argument("--csv", metavar="OUT.csv", help="also write the results as CSV")
+    parser.add_argument("--report", metavar="OUT.pdf", help="also write a PDF report")
+    parser.add_argument(
+        "--dicom-out", metavar="DIR", help="write each DICOM input's result as Secondary Capture"
+    )
     args = parser.parse_args(argv)
 
     groups = _groups(args.inputs, args.study)
     failures = 0
+    outcomes = []  # results and failures, for the report outputs
     for name, paths in groups:
         try:
             if not paths:
@@ -429,11 +436,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         except Exception as error:  # noqa: BLE001 - every input gets its line; the batch goes on
             failures += 1
             message = str(error) if isinstance(error, errors.TriageError) else _unexpected(error)
+            outcomes.append((name, message))
             if args.json:
                 print(json.dumps({"path": name, "error": type(error).__name__, "message": message}))
             else:
                 print(f"{name:<48} ERROR: {message}")
             continue
+        outcomes.append(result)
         if args.json:
             print(json.dumps(_row(result)))
         else:
@@ -443,6 +452,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"\n{len(groups) - failures} analysed, {failures} failed. Decision support only: "
             "a radiologist must confirm every finding."
+        )
+    if args.csv or args.report or args.dicom_out:
+        from reports.outputs import write_outputs
+
+        failures += write_outputs(
+            outcomes, args.csv, args.report, args.dicom_out, args.json, args.weights
         )
     return 1 if failures else 0
 

@@ -66,7 +66,7 @@ def _check_inflated_size(data: bytes, name: str) -> None:
         raise _corrupt(name) from exc
 
 
-def _quiet_pydicom():
+def quiet_pydicom():
     """pydicom, told not to warn or log about the damage it reads: this module turns every
     problem into a typed error, so the warnings would only be noise on the console."""
     import pydicom
@@ -79,7 +79,7 @@ def _quiet_pydicom():
 
 
 def _parse(data: bytes, name: str, stop_before_pixels: bool):
-    pydicom = _quiet_pydicom()
+    pydicom = quiet_pydicom()
     try:
         source = _Source(data)
         dataset = pydicom.dcmread(source, force=True, stop_before_pixels=stop_before_pixels)

@@ -111,3 +111,15 @@ class ChecksumMismatchError(ModelError):
 
 class InvalidModelFileError(ModelError):
     """A file listed as a model is not a model of the expected shape."""
+
+
+class ReportWriteError(TriageError):
+    """A report, CSV or DICOM result could not be written (full disk, no permission, bad path)."""
+
+    title = "Could not save the report"
+
+
+class NotDicomSourceError(TriageError):
+    """A DICOM result was asked for an input that is not a DICOM file."""
+
+    title = "No DICOM result for this file"

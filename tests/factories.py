@@ -94,3 +94,33 @@ def write_image(path: Path, array: np.ndarray | None = None, mode: str = "L") ->
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(xray_like() if array is None else array).convert(mode).save(path)
     return path
+
+
+SAMPLE_HAND = (
+    Path(__file__).resolve().parent.parent / "test" / "Hand" / "fractured" / "IMG0002413.jpg"
+)
+PATIENT = {
+    "PatientName": "Doe^Jane",
+    "PatientID": "PID-0042",
+    "PatientBirthDate": "19800214",
+    "PatientSex": "F",
+    "StudyInstanceUID": "1.2.826.0.1.3680043.8.498.1001",
+    "StudyID": "S77",
+    "StudyDate": "20261201",
+    "StudyTime": "101500",
+    "AccessionNumber": "ACC123",
+    "StudyDescription": "XR HAND 2 VIEWS",
+    "ReferringPhysicianName": "Who^Doctor",
+}
+
+
+def dicom_xray(path: Path, source: Path = SAMPLE_HAND, **tags) -> Path:
+    """A sample X-ray (a real image from test/) stored as a 16-bit DICOM file with patient and
+    study identity (`PATIENT`, overridden by `tags`)."""
+    from tests.bad_inputs import dicom_dataset
+
+    gray = np.asarray(Image.open(source).convert("L"), dtype=np.uint16) * 16
+    dataset = dicom_dataset(gray, **{**PATIENT, **tags})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    dataset.save_as(path, enforce_file_format=True)
+    return path
