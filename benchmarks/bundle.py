@@ -53,18 +53,19 @@ def visible_windows() -> set[str]:
     return set(found.stdout.split())
 
 
-def time_to_window(program: Path, timeout: float = 60.0) -> tuple[float, subprocess.Popen]:
+def time_to_window(program: Path, timeout: float = 60.0) -> tuple[float, subprocess.Popen, str]:
     """Launch `program` and return (seconds until a new window titled like the app is visible,
-    the running process); raises RuntimeError with its output if it exits or shows nothing
-    within `timeout`."""
+    the running process, that window's id); raises RuntimeError with its output if it exits or
+    shows nothing within `timeout`."""
     before = visible_windows()
     started = time.monotonic()
     process = subprocess.Popen(
         [str(program)], cwd=program.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     while time.monotonic() - started < timeout:
-        if visible_windows() - before:
-            return time.monotonic() - started, process
+        new = visible_windows() - before
+        if new:
+            return time.monotonic() - started, process, min(new)
         if process.poll() is not None:
             output = process.stdout.read().decode(errors="replace") if process.stdout else ""
             code = process.returncode
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"size on disk: {folder_megabytes():.1f} MB ({BUNDLE})")
     seconds = []
     for _ in range(args.starts):
-        elapsed, process = time_to_window(executable())
+        elapsed, process, _ = time_to_window(executable())
         stop(process)
         seconds.append(elapsed)
     shown = ", ".join(f"{value:.2f}" for value in seconds)

@@ -80,11 +80,10 @@ def test_bundle_window_shows(built_bundle, display):
         pytest.skip("xdotool is not installed (apt-get install xdotool)")
     from PIL import ImageGrab
 
-    seconds, process = bundle.time_to_window(bundle.executable(built_bundle))
+    seconds, process, window = bundle.time_to_window(bundle.executable(built_bundle))
     try:
         print(f"\nbundle launch to visible window: {seconds:.2f} s")
         time.sleep(1.0)  # let it paint
-        (window,) = bundle.visible_windows()
         geometry = subprocess.run(
             ["xdotool", "getwindowgeometry", "--shell", window],
             capture_output=True,
