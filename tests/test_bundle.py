@@ -13,12 +13,16 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
+from pydicom.uid import ExplicitVRLittleEndian, JPEGBaseline8Bit, RLELossless
 
 import main
 import predictions
 from benchmarks import bundle
 from core import paths
+from tests import bad_inputs
 from tests.factories import write_image
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,24 +107,42 @@ def test_bundle_window_shows(built_bundle, display):
         bundle.stop(process)
 
 
+def extra_inputs(folder: Path) -> list[str]:
+    """A sample hand X-ray as DICOM (plain, RLE, JPEG; the body part tag sets the bone), so the
+    bundle's pydicom and its decoders run, and a file that is no image."""
+    pixels = np.asarray(Image.open(next((ROOT / "test" / "Hand").rglob("*.jpg"))).convert("L"))
+    folder.mkdir()
+    made = []
+    for name, syntax in (("plain", ExplicitVRLittleEndian), ("rle", RLELossless)):
+        data = bad_inputs.dicom_bytes(pixels, syntax, BodyPartExamined="HAND")
+        made.append(bad_inputs.write(folder / f"hand_{name}.dcm", data))
+    data = bad_inputs.dicom_bytes(pixels, JPEGBaseline8Bit, BodyPartExamined="HAND")
+    made.append(bad_inputs.write(folder / "hand_jpeg.dcm", data))
+    made.append(bad_inputs.write(folder / "notes.png", b"not an image"))
+    return [str(path) for path in made]
+
+
 @pytest.mark.runslow
 def test_bundle_command_line_equals_predictions(built_bundle, tmp_path):
-    samples = str(ROOT / "test")  # run from elsewhere: the bundle must find its own weights
+    # run from elsewhere, on absolute paths: the bundle must find its own weights
+    inputs = [str(ROOT / "test"), *extra_inputs(tmp_path / "more")]
     frozen = subprocess.run(
-        [str(bundle.executable(built_bundle)), "--cli", samples, "--json"],
+        [str(bundle.executable(built_bundle)), "--cli", *inputs, "--json"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=300,
     )
     source = subprocess.run(
-        [sys.executable, str(ROOT / "predictions.py"), samples, "--json"],
+        [sys.executable, str(ROOT / "predictions.py"), *inputs, "--json"],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=300,
     )
-    assert frozen.returncode == source.returncode == 0, frozen.stdout + frozen.stderr
+    assert frozen.returncode == source.returncode == 1, frozen.stdout + frozen.stderr  # notes.png
     expected = json_lines(source.stdout)
-    assert len(expected) == len(predictions.find_images([samples])) >= 6
+    assert len(expected) == len(predictions.find_images(inputs[:1])) + 4 >= 10
+    assert [row["bone_source"] for row in expected[-4:-1]] == ["DICOM tag"] * 3
+    assert expected[-1]["error"] == "UnsupportedFormatError"
     assert json_lines(frozen.stdout) == expected
