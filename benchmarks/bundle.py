@@ -18,15 +18,15 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-NAME = "BoneFractureDetection"
-BUNDLE = ROOT / "dist" / NAME
+from bootstrap import BUNDLE_NAME, ROOT, folder_size
+
+BUNDLE = ROOT / "dist" / BUNDLE_NAME
 WINDOW_TITLE = "Bone Fracture Detection"
 
 
 def executable(folder: Path = BUNDLE) -> Path:
     """The app's executable in a built bundle folder."""
-    return folder / (f"{NAME}.exe" if os.name == "nt" else NAME)
+    return folder / (f"{BUNDLE_NAME}.exe" if os.name == "nt" else BUNDLE_NAME)
 
 
 def build(clean: bool = True) -> float:
@@ -38,9 +38,8 @@ def build(clean: bool = True) -> float:
 
 
 def folder_megabytes(folder: Path = BUNDLE) -> float:
-    """Size on disk of everything beneath `folder`, in MB (10^6 bytes)."""
-    files = (path for path in folder.rglob("*") if path.is_file() and not path.is_symlink())
-    return sum(path.stat().st_size for path in files) / 1e6
+    """Size of everything beneath `folder`, in MB (10^6 bytes)."""
+    return folder_size(folder) / 1e6
 
 
 def visible_windows() -> set[str]:
