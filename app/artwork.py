@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from PIL import Image, ImageDraw, ImageFilter
 
-IMAGES = Path(__file__).resolve().parent.parent / "images"
+from core.paths import IMAGES
 
 
 def bone_icon(size: int = 256) -> Image.Image:

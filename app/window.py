@@ -20,10 +20,8 @@ from core.heatmap import draw_boxes
 from core.imaging import read_xray
 from core.manifest import DEFAULT_WEIGHTS, read_manifest
 from core.models import BONES
+from core.paths import IMAGES, SAMPLES
 
-ROOT = Path(__file__).resolve().parent.parent
-IMAGES = ROOT / "images"
-SAMPLES = ROOT / "test"
 PREVIEW_HEIGHT = 256
 PREVIEW_MAX_WIDTH = 480
 AUTO = "Auto"  # bone selector: the DICOM tags or the model decide

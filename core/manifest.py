@@ -17,10 +17,11 @@ from typing import Any
 
 from core import errors
 from core.models import BONE_TYPE_CLASSES, BONES, FRACTURE_CLASSES, ORIENTATION_CLASSES
+from core.paths import WEIGHTS
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 2
-DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
+DEFAULT_WEIGHTS = WEIGHTS
 RETRAIN_ADVICE = "Get the 'weights' folder from the project again, or retrain (see README)."
 QUANTIZATIONS = ("int8", "dynamic-int8", "float32")  # dynamic-int8: int8 weights, float activations
 POOLINGS = ("mean", "lse")
