@@ -10,6 +10,7 @@ folder under runs/).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -36,14 +37,24 @@ def run_minutes(run: Path, default: float) -> float:
     return sum(e["train_minutes"] + e["val_minutes"] for e in epochs) if epochs else default
 
 
-def fixed_size_trunk(weights_from, size: int, layer: str = TRUNK_LAYER):
+def fixed_size_trunk(weights_from, size: int, layer: str = TRUNK_LAYER, backbone: str = "resnet50"):
     """A (size, size, 3) -> feature-map Keras model with the weights of a trained trunk."""
-    import keras
+    from training.networks.backbones import build_trunk as build
 
-    full = keras.applications.ResNet50(include_top=False, weights=None, input_shape=(size, size, 3))
-    model = keras.Model(full.input, full.get_layer(layer).output, name="fracture")
+    model = build(backbone, "none", layer, input_size=size)
     model.set_weights(weights_from.get_weights())
     return model
+
+
+def describe_init(init: str | None) -> str:
+    """Where the trunk's first weights came from: a file with its sha256, or the shipped
+    ResNet50 backbone (the default of earlier runs)."""
+    if not init:
+        return "weights/backbone_resnet50.npz (shipped 160-px backbone)"
+    path = Path(init)
+    if not path.is_file():
+        return init
+    return f"{path.name} (sha256 {hashlib.sha256(path.read_bytes()).hexdigest()})"
 
 
 def calibration_images(cache, rows, count: int = CALIBRATION_IMAGES, seed: int = 0) -> np.ndarray:
@@ -59,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run", type=Path, required=True, help="training run folder")
     parser.add_argument("--out", type=Path, required=True, help="export folder (under runs/)")
     parser.add_argument("--cache", type=Path, default=None)
+    parser.add_argument("--init", default=None, help="the run's --init, if its state lacks it")
     args = parser.parse_args(argv)
     configure_threads(1)
     from training.export.litert import export_network, register_head
@@ -67,13 +79,14 @@ def main(argv: list[str] | None = None) -> int:
     cache = open_cache(args.cache or args.run / "cache384")
     choice = json.loads((args.run / "report" / "choice.json").read_text())
     with np.load(args.run / "best.npz") as archive:
-        layer = json.loads(bytes(archive["state"]).decode()).get("layer", TRUNK_LAYER)
-    trunk = build_trunk("none", layer)
+        saved = json.loads(bytes(archive["state"]).decode())
+    layer, backbone = saved.get("layer", TRUNK_LAYER), saved.get("backbone", "resnet50")
+    trunk = build_trunk("none", layer, backbone)
     heads = make_heads(trunk.output_shape[-1])
     heads.build(trunk.output_shape)
     state = load_state(args.run / "best.npz", trunk, heads)
     size = cache.images.shape[1]
-    model = fixed_size_trunk(trunk, size, layer)
+    model = fixed_size_trunk(trunk, size, layer, backbone)
     splits, _ = datasets.load_splits("fracatlas", args.data)
     train_rows = cache.indices([record.path.name for record in splits["train"]])
     provenance = {
@@ -83,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         "best_epoch": state.get("best_epoch"),
         "training_minutes": round(state["minutes"], 1),
         "run_minutes": round(run_minutes(args.run, state["minutes"]), 1),
-        "init": "weights/backbone_resnet50.npz (shipped 160-px backbone)",
+        "backbone": backbone,
+        "init": describe_init(args.init or saved.get("init")),
     }
     export_network(model, args.out, "fracture", calibration_images(cache, train_rows), provenance)
     kernel, bias = np.asarray(heads.kernels()[0]), np.asarray(heads.kernels()[1])

@@ -409,6 +409,7 @@ def main(argv: list[str] | None = None) -> int:
         "history": [],
         "layer": args.layer,
         "backbone": args.backbone,
+        "init": str(args.init),
     }
     last, best = out / "last.npz", out / "best.npz"
     if args.resume and last.is_file():
