@@ -24,7 +24,7 @@ TAGS = {  # row tag -> (light, dark) text and background colours
     "failed": (("#5f5f5f", "#bdbdbd"), ("#ececec", "#3a3a3a")),
 }
 ROW_TAGS = ("fractured", "not_recognised", "normal", "failed")  # by Row.rank
-WIDTHS = {"#0": 250, "bone": 170, "verdict": 150, "probability": 110, "error": 420}
+WIDTHS = {"#0": 250, "bone": 170, "verdict": 150, "probability": 140, "error": 400}
 
 
 class WorklistPanel(ctk.CTkFrame):
@@ -223,18 +223,19 @@ class WorklistPanel(ctk.CTkFrame):
         """Show the events waiting: new rows in their places, the count, the end of the run."""
         events, self._waiting = self._waiting, []
         self._refreshed = time.perf_counter()
-        added = False
+        ending = None
         for kind, value in events:
             if kind == "total":
                 self.total = value
             elif kind == "row":
                 self._insert(value)
-                added = True
             elif kind == "finished":
-                self._finish(cancelled=value)
-        if added:
+                ending = value
+        if any(kind == "row" for kind, _value in events):
             self._sync()
-        if not self.finished:
+        if ending is not None:
+            self._finish(cancelled=ending)
+        else:
             self.progress_value.set(len(self.rows) / self.total if self.total else 0)
             self.count_label.configure(text=self._counts())
 

@@ -9,7 +9,8 @@ bone, plus `--bad` files that cannot be read. The real window (shipped weights) 
 through "Open Folder" while a 10 ms heartbeat on the Tk event loop records the longest gap; the
 longest block is that gap less the 10 ms. Then the same folder is opened again and Cancel is pressed
 after 20 files: the time until the analysis thread has stopped and until the window says so.
-Peak memory is the process's peak resident size (it holds the window, the models and the results).
+Peak memory is the window process's peak resident size (the window, its own models for single
+uploads, the results) plus the analysis process's (its models, the images being decoded).
 Targets (issue 24, 2-core CPU): >= 10 images/s, block <= 100 ms, peak <= 400 MB, Cancel <= 0.5 s.
 """
 
@@ -110,8 +111,12 @@ def measure(folder: Path, weights: Path | None = None) -> dict:
         "shown_file": app.file_label.cget("text"),
     }
     figures.update(_cancel(app, folder))
-    figures["peak_memory_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     app.destroy()
+    window = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    analysis = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # largest child
+    figures["peak_window_mb"] = round(window, 1)
+    figures["peak_analysis_mb"] = round(analysis, 1)
+    figures["peak_memory_mb"] = round(window + analysis, 1)  # both peaks at once: an upper bound
     return figures
 
 
@@ -155,7 +160,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{figures['images']} images ({figures['failed']} unreadable) in {figures['seconds']} s")
     print(f"  throughput          {figures['images_per_second']} images/s   (target >= 10)")
     print(f"  longest block       {figures['longest_block_ms']} ms        (target <= 100)")
-    print(f"  peak memory         {figures['peak_memory_mb']} MB       (target <= 400)")
+    print(
+        f"  peak memory         {figures['peak_memory_mb']} MB       (target <= 400; window "
+        f"{figures['peak_window_mb']} + analysis process {figures['peak_analysis_mb']})"
+    )
     print(
         f"  Cancel: thread stopped in {figures['cancel_thread_stopped_s']} s, window shows it "
         f"in {figures['cancel_shown_s']} s (target <= 0.5)"
