@@ -9,6 +9,7 @@ from pathlib import Path
 from tkinter import TclError, filedialog, messagebox
 
 import customtkinter as ctk
+import numpy.ma  # noqa: F401 - np.percentile imports it on first use: here, not on a first click
 from PIL import Image
 
 from app.capture import save_screenshot

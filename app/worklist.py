@@ -238,6 +238,11 @@ class WorklistRun:
         self._cancel.set()
 
     @property
+    def pid(self) -> int | None:
+        """The child's process id."""
+        return self._process.pid
+
+    @property
     def alive(self) -> bool:
         """True while the child runs."""
         return self._process.is_alive()
