@@ -103,6 +103,8 @@ class WorklistPanel(ctk.CTkFrame):
         self.tree.configure(yscrollcommand=scrollbar.set)
         self.tree.bind("<<TreeviewSelect>>", self._on_select)
         self.tree.bind("<Button-3>", self._on_right_click)
+        for key in ("<Shift-F10>", "<KeyPress-Menu>"):  # the same menu from the keyboard
+            self.tree.bind(key, self._on_menu_key)
         self.menu = tk.Menu(self, tearoff=0)
         for bone in BONES:
             self.menu.add_command(
@@ -386,7 +388,9 @@ class WorklistPanel(ctk.CTkFrame):
     def result_changed(self, result: Prediction) -> None:
         """A new result for the file shown (a bone chosen for it): its row follows."""
         row = self.shown
-        if row is None or Path(result.path) != row.path or result is row.result:
+        if row is None or not isinstance(result, Prediction) or result is row.result:
+            return  # a study (Upload Study) is not a worklist row
+        if Path(result.path) != row.path:
             return
         row.result, row.error_title, row.error = result, "", ""
         self._fill(f"r{row.number}", row)
@@ -400,6 +404,16 @@ class WorklistPanel(ctk.CTkFrame):
         self.tree.selection_set(item)
         self.open_menu(item)
         self.menu.tk_popup(event.x_root, event.y_root)
+
+    def _on_menu_key(self, _event) -> str:
+        item = self.tree.focus()
+        if item:
+            x, y, _width, height = self.tree.bbox(item) or (0, 0, 0, 0)
+            self.open_menu(item)
+            self.menu.tk_popup(
+                self.tree.winfo_rootx() + x + 40, self.tree.winfo_rooty() + y + height
+            )
+        return "break"
 
     def open_menu(self, item: str) -> None:
         """Prepare the bone menu for a line (a file that failed cannot be analysed again)."""

@@ -295,6 +295,14 @@ def test_up_and_down_show_each_row_as_an_upload_does(display, weights, monkeypat
         app.toggle_heatmap()  # the shown row's heatmap, as for an upload
         pump(app, lambda: not app.worker.busy and app.worker._results.empty())
         assert app.overlay_image is not None
+        views = tuple(str(panel.rows[item].path) for item in files[:2])
+        monkeypatch.setattr(type(app), "ask_open_files", lambda self: views)
+        before = {item: panel.rows[item].result for item in files}
+        app.upload_study()  # a study beside the worklist: shown, and no row changes
+        app.predict()
+        pump(app, lambda: not app.worker.busy and app.worker._results.empty())
+        assert "mean of 2 views" in app.detail_label.cget("text")
+        assert {item: panel.rows[item].result for item in files} == before
         assert errors == []
     finally:
         app.destroy()
