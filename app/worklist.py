@@ -184,7 +184,8 @@ def analyse_row(path: Path, analyse: Callable[[Path], Prediction], number: int =
     except TriageError as error:
         row.error_title, row.error = error.title, str(error)
     except Exception as error:  # noqa: BLE001 - one bad file never stops the worklist
-        traceback.print_exception(error, file=sys.stderr)
+        if sys.stderr is not None:  # None under pythonw (Windows, no console)
+            traceback.print_exception(error, file=sys.stderr)
         row.error_title = "Unexpected problem"
         row.error = f"The analysis of this file failed unexpectedly ({type(error).__name__})."
     return row
