@@ -23,7 +23,7 @@ HEADINGS = {
     "probability": "Fracture prob.",
     "error": "Message",
 }
-SUSPICION = "suspicion"  # the default order: most suspicious first
+SUSPICION = "verdict"  # the default order, the Verdict column's: most suspicious first
 FRACTURED_RANK, NOT_RECOGNISED_RANK, NORMAL_RANK, FAILED_RANK = range(4)
 VERDICTS = ("Fractured", "Not recognised", "Normal", "Failed")
 SOURCE_WORDS = {CHOSEN: "chosen by you", FROM_TAG: "DICOM tag"}
@@ -98,10 +98,9 @@ def _file_key(row: Row):
 
 
 SORT_KEYS: dict[str, Callable[[Row], object]] = {
-    SUSPICION: lambda row: (row.rank, -(row.probability or 0.0), *_file_key(row)),
     "file": _file_key,
     "bone": lambda row: bone_text(row.result).lower() or None,
-    "verdict": lambda row: row.rank,
+    SUSPICION: lambda row: (row.rank, -(row.probability or 0.0), *_file_key(row)),
     "probability": lambda row: row.probability,
     "error": lambda row: row.cells()["error"].lower() or None,
 }

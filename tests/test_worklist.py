@@ -249,6 +249,9 @@ def test_open_folder_lists_studies_folders_and_failures(display, weights, monkey
         click_heading(tree, "#0")  # again: Z to A
         assert tree.item(tree.get_children()[0], "text").startswith("Study XR HAND 2 VIEWS")
         assert tree.heading("#0", option="text") == "File ▼"
+        click_heading(tree, "verdict")  # back to the first order: most suspicious first
+        assert tree.heading("verdict", option="text") == "Verdict ▲"
+        assert tree.get_children()[-1] == failed
         tree.selection_set(failed)
         app.update()
         assert app.result_label.cget("text") == "Cannot open this image" and app.paths == []
