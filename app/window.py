@@ -223,6 +223,23 @@ class FractureApp(ctk.CTk):
             filetypes=FILE_TYPES,
         )
 
+    def ask_report_file(self, kind: str) -> str:
+        """Save dialog for the worklist's CSV or PDF report."""
+        suffix, name = {"csv": (".csv", "CSV file"), "pdf": (".pdf", "PDF report")}[kind]
+        return filedialog.asksaveasfilename(
+            parent=self,
+            title=f"Save the worklist as {name}",
+            initialfile=f"worklist{suffix}",
+            defaultextension=suffix,
+            filetypes=[(name, f"*{suffix}")],
+        )
+
+    def ask_output_folder(self) -> str:
+        """Folder dialog for a DICOM result (a new file; the source is never changed)."""
+        return filedialog.askdirectory(
+            parent=self, title="Save the DICOM result in", mustexist=True
+        )
+
     def ask_save_file(self, default_name: str) -> str:
         """Save dialog for the screenshot (the app itself asks before replacing a file, once,
         also when it adds the .png suffix, so Tk's own question is turned off)."""
@@ -295,7 +312,11 @@ class FractureApp(ctk.CTk):
         """Show the worklist panel (the window grows to fit it) and start its analysis."""
         if self.worklist is None:
             self.worklist = WorklistPanel(
-                self, self.show_worklist_row, self._set_worklist_bone, self._can_show_row
+                self,
+                self.show_worklist_row,
+                self._set_worklist_bone,
+                self._can_show_row,
+                self.export_worklist,
             )
             self.worklist.grid(row=3, column=0, columnspan=2, padx=16, pady=(0, 8), sticky="nsew")
             width = min(max(self.winfo_width(), 1280), self.winfo_screenwidth())
@@ -322,6 +343,47 @@ class FractureApp(ctk.CTk):
         self._clear_result()
         self.result_label.configure(text=row.error_title, text_color=AMBER)
         self.detail_label.configure(text=row.error)
+
+    def export_worklist(self, kind: str) -> None:
+        """Write the worklist as CSV or PDF ("csv", "pdf"), or the chosen DICOM row's result as a
+        Secondary Capture ("dicom"), in the worker thread."""
+        if self.worker.busy or self.worklist is None or not self.worklist.rows:
+            return
+        row = self.worklist.selected_row()
+        if kind == "dicom" and (row is None or row.result is None):
+            return
+        chosen = self.ask_output_folder() if kind == "dicom" else self.ask_report_file(kind)
+        if not chosen:
+            return
+        results, weights = self.worklist.results(), self.weights_dir
+
+        def job() -> str:
+            if kind == "csv":
+                from reports.csv_report import write_csv
+
+                return str(write_csv(results, chosen))
+            if kind == "pdf":
+                from reports.pdf_report import write_pdf
+
+                return str(write_pdf(results, chosen, weights))
+            from reports.secondary_capture import write_result_captures
+
+            return "\n".join(str(path) for path in write_result_captures(row.result, chosen))
+
+        what = {"csv": "CSV file", "pdf": "PDF report", "dicom": "DICOM result"}[kind]
+        self._run(
+            job,
+            lambda written, error: self._on_export(what, written, error),
+            f"Writing the {what}…",
+        )
+
+    def _on_export(self, what: str, written: str | None, error: BaseException | None) -> None:
+        self._set_busy(False)
+        if error is not None:
+            self._report(error)
+            return
+        self.status_label.configure(text=f"{what} saved")
+        self.show_message(f"{what} saved", f"The {what} was written to:\n{written}")
 
     def _set_worklist_bone(self, _row: Row, bone: str) -> None:
         self.analyse_as(bone)  # the row is shown: its new result comes back through the hook

@@ -14,6 +14,8 @@ from app.formatting import AMBER, GREEN, RED
 from app.worklist import COLUMNS, HEADINGS, SUSPICION, Group, Row, WorklistRun, arrange
 from core.models import BONES
 from predictions import Prediction
+from reports.header import is_dicom_file
+from reports.rows import Failure
 
 POLL_MS = 100  # Cancel's answer and new events are looked at ten times a second
 REFRESH_S = 0.3  # the table and the count are redrawn at most this often while a run goes on
@@ -31,7 +33,8 @@ class WorklistPanel(ctk.CTkFrame):
     """Analyses many files in the background and lists them, most suspicious first.
 
     `show_row(row)` is called with the row chosen in the table; `set_bone(row, bone)` when a
-    bone is chosen for it from the context menu.
+    bone is chosen for it from the context menu; `export(kind)` by the export buttons ("csv",
+    "pdf", "dicom").
     """
 
     def __init__(
@@ -40,9 +43,11 @@ class WorklistPanel(ctk.CTkFrame):
         show_row: Callable[[Row], None],
         set_bone: Callable[[Row, str], None],
         can_show: Callable[[], bool],
+        export: Callable[[str], None],
     ) -> None:
         super().__init__(master)
         self.show_row, self.set_bone_of, self.can_show = show_row, set_bone, can_show
+        self.export = export
         self.rows: dict[str, Row] = {}  # tree item id -> row
         self.run: WorklistRun | None = None
         self.finished = True
@@ -73,7 +78,7 @@ class WorklistPanel(ctk.CTkFrame):
         self.progress_value = tk.DoubleVar(self, 0.0)
         self.progress = ttk.Progressbar(  # ttk: drawn without text, unlike CTk's (see _style)
             bar,
-            length=220,
+            length=160,
             maximum=1.0,
             variable=self.progress_value,
             style="Worklist.Horizontal.TProgressbar",
@@ -85,7 +90,23 @@ class WorklistPanel(ctk.CTkFrame):
             bar, text="Cancel", width=90, command=self.cancel, state="disabled"
         )
         self.cancel_button.grid(row=0, column=3, padx=(8, 0))
-        self.buttons = bar  # export buttons are added here
+        self.export_buttons = {}
+        for column, (kind, text, width) in enumerate(
+            (("csv", "Export CSV", 100), ("pdf", "Export PDF report", 140)), start=4
+        ):
+            button = ctk.CTkButton(
+                bar, text=text, width=width, command=lambda k=kind: self.export(k), state="disabled"
+            )
+            button.grid(row=0, column=column, padx=(8, 0))
+            self.export_buttons[kind] = button
+        self.dicom_button = ctk.CTkButton(
+            bar,
+            text="Save DICOM result",
+            width=140,
+            command=lambda: self.export("dicom"),
+            state="disabled",
+        )
+        self.dicom_button.grid(row=0, column=6, padx=(8, 0))
 
         self._style()
         self.tree = ttk.Treeview(
@@ -194,6 +215,8 @@ class WorklistPanel(ctk.CTkFrame):
         self.progress_value.set(0)
         self.count_label.configure(text="Looking for X-rays…")
         self.cancel_button.configure(state="normal")
+        for button in (*self.export_buttons.values(), self.dicom_button):
+            button.configure(state="disabled")
         self.started = time.perf_counter()
         self.run = WorklistRun(inputs, weights_dir).start()
         return True
@@ -245,6 +268,8 @@ class WorklistPanel(ctk.CTkFrame):
         self.finished, self.cancelled = True, cancelled
         self.seconds = time.perf_counter() - self.started
         self.cancel_button.configure(state="disabled")
+        for button in self.export_buttons.values():
+            button.configure(state="normal" if self.rows else "disabled")
         self.progress_value.set(1 if not cancelled else len(self.rows) / max(self.total, 1))
         if self.run.crashed:
             self.count_label.configure(
@@ -369,7 +394,25 @@ class WorklistPanel(ctk.CTkFrame):
     def _on_select(self, _event=None) -> None:
         selected = self.tree.selection()
         if selected:
+            row = self.row_of(selected[0])
+            dicom = row is not None and row.result is not None and is_dicom_file(row.path)
+            self.dicom_button.configure(state="normal" if dicom and self.finished else "disabled")
             self.show(selected[0])
+
+    def selected_row(self) -> Row | None:
+        """The row of the line chosen (a group's first file)."""
+        selected = self.tree.selection()
+        return self.row_of(selected[0]) if selected else None
+
+    def results(self) -> list[Prediction | Failure]:
+        """Every file's result or failure, in the order shown (for the CSV and PDF reports)."""
+        ordered = []
+        for entry in arrange(self.rows.values(), self.sort_column, self.descending):
+            ordered.extend(entry.rows if isinstance(entry, Group) else [entry])
+        return [
+            row.result if row.result is not None else Failure(str(row.path), row.error)
+            for row in ordered
+        ]
 
     def show(self, item: str) -> None:
         """Show the row's image and result in the window (later, if the window is busy)."""

@@ -62,7 +62,13 @@ def write_dicom(path: Path, study_uid: str, description: str = "XR HAND", pixels
     """A DICOM X-ray of `study_uid` (pixels: an X-ray-like 16-bit image)."""
     pixels = xray_like().astype(np.uint16) * 16 if pixels is None else pixels
     dataset = dicom_dataset(
-        pixels, StudyInstanceUID=study_uid, StudyDescription=description, BodyPartExamined="HAND"
+        pixels,
+        StudyInstanceUID=study_uid,
+        SeriesInstanceUID=f"{study_uid}.1",
+        StudyDescription=description,
+        BodyPartExamined="HAND",
+        PatientName="Test^Worklist",
+        PatientID="WL-0001",
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     dataset.save_as(path, enforce_file_format=True)
@@ -408,3 +414,58 @@ def test_200_images_throughput_event_loop_memory_and_cancel(display):
     assert figures["cancel_reported"] and figures["cancelled_after"] < 200
     assert figures["cancel_thread_stopped_s"] <= 0.5
     assert figures["longest_block_ms"] <= 100
+
+
+@pytest.mark.gui
+def test_exports_write_the_worklist_and_a_dicom_result(display, weights, monkeypatch, tmp_path):
+    import hashlib
+
+    import pydicom
+    from pypdf import PdfReader
+
+    folder = tmp_path / "ward"
+    source = write_dicom(folder / "study" / "view1.dcm", "1.2.840.7", "XR HAND")
+    write_image(folder / "clinic" / "photo.png")
+    (folder / "notes.png").write_text("this is a text file, not an image")
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    out = tmp_path / "out"
+    out.mkdir()
+    messages: list = []
+    app = open_app(weights["fractured"], monkeypatch, messages)
+    try:
+        monkeypatch.setattr(type(app), "ask_report_file", lambda self, kind: str(out / f"w.{kind}"))
+        monkeypatch.setattr(type(app), "ask_output_folder", lambda self: str(out))
+        assert app.worklist is None  # made by the first Open Folder
+        run_folder(app, folder, monkeypatch)
+        panel = app.worklist
+        order = [Path(r.path).name for r in panel.results()]
+        assert order[-1] == "notes.png" and sorted(order) == ["notes.png", "photo.png", "view1.dcm"]
+        for kind in ("csv", "pdf"):
+            panel.export_buttons[kind].invoke()
+            pump(app, lambda: not app.worker.busy and app.worker._results.empty())
+        lines = (out / "w.csv").read_text(encoding="utf-8-sig").splitlines()
+        assert len(lines) == 4  # a header and one line per file, in the table's order
+        assert [next(n for n in order if n in line) for line in lines[1:]] == order
+        assert "is not an image we can read" in lines[-1]
+        pages = PdfReader(out / "w.pdf").pages
+        assert len(pages) == 3 and "Fractured" in pages[0].extract_text()
+        png = next(item for item in panel.rows if panel.rows[item].path.name == "photo.png")
+        panel.tree.selection_set(png)
+        pump(app, lambda: panel._pending is None and not app._opening)
+        assert panel.dicom_button.cget("state") == "disabled"  # not a DICOM file
+        dicom = next(item for item in panel.rows if panel.rows[item].path == source)
+        panel.tree.selection_set(dicom)
+        pump(app, lambda: panel._pending is None and not app._opening)
+        assert panel.dicom_button.cget("state") == "normal"
+        panel.dicom_button.invoke()
+        pump(app, lambda: not app.worker.busy and app.worker._results.empty())
+        written = [path for path in out.iterdir() if path.suffix == ".dcm"]
+        assert len(written) == 1
+        capture, original = pydicom.dcmread(written[0]), pydicom.dcmread(source)
+        assert capture.StudyInstanceUID == original.StudyInstanceUID
+        assert capture.SeriesInstanceUID != original.SeriesInstanceUID
+        assert hashlib.sha256(source.read_bytes()).hexdigest() == digest
+        titles = [title for title, _message in messages]
+        assert titles == ["CSV file saved", "PDF report saved", "DICOM result saved"]
+    finally:
+        app.destroy()
