@@ -8,7 +8,7 @@ so that every file is decoded anew (no copy is answered from the decode cache), 
 bone, plus `--bad` files that cannot be read. The real window (shipped weights) analyses them
 through "Open Folder" while a 10 ms heartbeat on the Tk event loop records the longest gap; the
 longest block is that gap less the 10 ms. Then the same folder is opened again and Cancel is pressed
-after 20 files: the time until the analysis thread has stopped and until the window says so.
+after 20 files: the time until the analysis process has stopped and until the window says so.
 Peak memory is the window process's peak resident size (the window, its own models for single
 uploads, the results) plus the analysis process's (its models, the images being decoded), both
 read from /proc (VmHWM: Linux only).
@@ -150,7 +150,7 @@ def _cancel(app, folder: Path) -> dict:
         time.sleep(0.005)
     shown = time.perf_counter() - pressed
     return {
-        "cancel_thread_stopped_s": round(stopped, 3),
+        "cancel_stopped_s": round(stopped, 3),
         "cancel_shown_s": round(shown, 3),
         "cancelled_after": len(panel.rows),
         "cancel_reported": panel.cancelled,
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{figures['peak_window_mb']} + analysis process {figures['peak_analysis_mb']})"
     )
     print(
-        f"  Cancel: thread stopped in {figures['cancel_thread_stopped_s']} s, window shows it "
+        f"  Cancel: analysis stopped in {figures['cancel_stopped_s']} s, window shows it "
         f"in {figures['cancel_shown_s']} s (target <= 0.5)"
     )
     return 0
