@@ -54,6 +54,7 @@ class FractureApp(ctk.CTk):
             # on the Tk thread, which stalls the window for up to a few hundred ms on a busy
             # machine: the theme is read once, at start, instead.
             ctk.set_appearance_mode(ctk.get_appearance_mode())
+        Image.preinit()  # Pillow's format plugins load now, not while the first image opens
         super().__init__()
         self.weights_dir = Path(weights_dir) if weights_dir else DEFAULT_WEIGHTS
         self.worker = Worker()
