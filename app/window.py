@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import sys
 import threading
+import tkinter as tk
 import traceback
 from pathlib import Path
 from tkinter import TclError, filedialog, messagebox
 
 import customtkinter as ctk
 import numpy.ma  # noqa: F401 - np.percentile imports it on first use: here, not on a first click
-from PIL import Image
+from PIL import Image, ImageTk
 
 from app.capture import save_screenshot
 from app.formatting import AMBER, DISCLAIMER, default_screenshot_name, describe, shown_boxes
@@ -114,6 +115,10 @@ class FractureApp(ctk.CTk):
         self.file_label = ctk.CTkLabel(preview, text="No image loaded", wraplength=420)
         self.file_label.grid(row=1, column=0, padx=10, pady=(0, 10))
         self._show_preview(Image.open(IMAGES / "placeholder.png"))
+        # Tk frees its photo colour table whenever no image uses it and asks the X server for
+        # every colour again for the next preview; a 1-pixel image on a hidden label keeps it.
+        self._colour_keeper = ImageTk.PhotoImage(Image.new("RGB", (1, 1)))
+        tk.Label(self, image=self._colour_keeper)
 
         side = ctk.CTkFrame(self)
         side.grid(row=2, column=1, padx=(8, 16), pady=12, sticky="nsew")

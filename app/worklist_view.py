@@ -18,7 +18,10 @@ from reports.header import is_dicom_file
 from reports.rows import Failure
 
 POLL_MS = 100  # Cancel's answer and new events are looked at ten times a second
-REFRESH_S = 0.3  # the table and the count are redrawn at most this often while a run goes on
+# While a run goes on, the count is redrawn at most every COUNT_S and the table every TABLE_S:
+# with Xft fonts Tk 8.6 waits for the X server on every text it measures or draws, so one redraw
+# of the table's visible cells costs some 90 round trips, which on a busy machine add up.
+COUNT_S, TABLE_S = 0.3, 1.0
 TAGS = {  # row tag -> (light, dark) text and background colours
     "fractured": ((RED, "#ef9a9a"), None),
     "normal": ((GREEN, "#a5d6a7"), None),
@@ -59,8 +62,8 @@ class WorklistPanel(ctk.CTkFrame):
         self.shown: Row | None = None
         self._pending: str | None = None
         self._menu_item: str | None = None
-        self._waiting: list[tuple[str, object]] = []  # events not yet shown
-        self._refreshed = 0.0
+        self._waiting: list[tuple[str, object]] = []  # events not yet shown in the table
+        self._refreshed = self._counted = 0.0
         self._build()
         self.after(POLL_MS, self._poll)
 
@@ -238,8 +241,11 @@ class WorklistPanel(ctk.CTkFrame):
         if self.run is not None and not self.finished:
             self._waiting.extend(self.run.drain())
             ending = any(kind == "finished" for kind, _value in self._waiting)
-            if self._waiting and (ending or time.perf_counter() - self._refreshed >= REFRESH_S):
+            now = time.perf_counter()
+            if self._waiting and (ending or now - self._refreshed >= TABLE_S):
                 self._refresh()
+            elif self._waiting and now - self._counted >= COUNT_S:
+                self._show_count()
         if self._pending is not None and self.can_show():
             self.show(self._pending)
         self.after(POLL_MS, self._poll)
@@ -261,8 +267,19 @@ class WorklistPanel(ctk.CTkFrame):
         if ending is not None:
             self._finish(cancelled=ending)
         else:
-            self.progress_value.set(len(self.rows) / self.total if self.total else 0)
-            self.count_label.configure(text=self._counts())
+            self._show_count()
+
+    def _show_count(self) -> None:
+        """The progress bar and the count, with the rows not yet in the table."""
+        self._counted = time.perf_counter()
+        for kind, value in self._waiting:
+            if kind == "total":
+                self.total = value
+        self.progress_value.set(self._done() / self.total if self.total else 0)
+        self.count_label.configure(text=self._counts())
+
+    def _done(self) -> int:
+        return len(self.rows) + sum(1 for kind, _value in self._waiting if kind == "row")
 
     def _finish(self, cancelled: bool) -> None:
         self.finished, self.cancelled = True, cancelled
@@ -288,8 +305,9 @@ class WorklistPanel(ctk.CTkFrame):
             self.move(1)  # show the most suspicious
 
     def _counts(self) -> str:
-        failed = sum(1 for row in self.rows.values() if row.result is None)
-        text = f"{len(self.rows)} of {self.total} analysed"
+        waiting = [value for kind, value in self._waiting if kind == "row"]
+        failed = sum(1 for row in [*self.rows.values(), *waiting] if row.result is None)
+        text = f"{self._done()} of {self.total} analysed"
         return text + (f", {failed} could not be read" if failed else "")
 
     # ------------------------------------------------------------------ table
