@@ -4,23 +4,28 @@ from __future__ import annotations
 
 import sys
 import threading
+import tkinter as tk
 import traceback
 from pathlib import Path
 from tkinter import TclError, filedialog, messagebox
 
 import customtkinter as ctk
-from PIL import Image
+import numpy.ma  # noqa: F401 - np.percentile imports it on first use: here, not on a first click
+from PIL import Image, ImageTk
 
 from app.capture import save_screenshot
 from app.formatting import AMBER, DISCLAIMER, default_screenshot_name, describe, shown_boxes
 from app.info import info_text
 from app.worker import Worker
+from app.worklist import Row
+from app.worklist_view import WorklistPanel
 from core.errors import ModelError, TriageError
 from core.heatmap import draw_boxes
 from core.imaging import read_xray
 from core.manifest import DEFAULT_WEIGHTS, read_manifest
 from core.models import BONES
 from core.paths import IMAGES, SAMPLES
+from predictions import CHOSEN
 
 PREVIEW_HEIGHT = 256
 PREVIEW_MAX_WIDTH = 480
@@ -45,6 +50,12 @@ class FractureApp(ctk.CTk):
     """The Bone Fracture Detection window."""
 
     def __init__(self, weights_dir: str | Path | None = None) -> None:
+        if sys.platform.startswith("linux"):
+            # CustomTkinter asks the desktop for its theme every 30 ms by starting `gsettings`
+            # on the Tk thread, which stalls the window for up to a few hundred ms on a busy
+            # machine: the theme is read once, at start, instead.
+            ctk.set_appearance_mode(ctk.get_appearance_mode())
+        Image.preinit()  # Pillow's format plugins load now, not while the first image opens
         super().__init__()
         self.weights_dir = Path(weights_dir) if weights_dir else DEFAULT_WEIGHTS
         self.worker = Worker()
@@ -56,6 +67,7 @@ class FractureApp(ctk.CTk):
         self.overlay_image: Image.Image | None = None
         self.models_ready = False
         self.uploads_allowed = False
+        self.worklist: WorklistPanel | None = None  # made when a folder is first opened
         self.title("Bone Fracture Detection")
         self.geometry("860x560")
         self.minsize(720, 500)
@@ -79,7 +91,7 @@ class FractureApp(ctk.CTk):
     def _build(self) -> None:
         self.grid_columnconfigure(0, weight=3, uniform="panels")  # fixed 3:2 split
         self.grid_columnconfigure(1, weight=2, uniform="panels")
-        self.grid_rowconfigure(2, weight=1)
+        self.grid_rowconfigure((2, 3), weight=1)  # row 3: the worklist, once opened
 
         header = ctk.CTkFrame(self, corner_radius=0)
         header.grid(row=0, column=0, columnspan=2, sticky="ew")
@@ -103,6 +115,10 @@ class FractureApp(ctk.CTk):
         self.file_label = ctk.CTkLabel(preview, text="No image loaded", wraplength=420)
         self.file_label.grid(row=1, column=0, padx=10, pady=(0, 10))
         self._show_preview(Image.open(IMAGES / "placeholder.png"))
+        # Tk frees its photo colour table whenever no image uses it and asks the X server for
+        # every colour again for the next preview; a 1-pixel image on a hidden label keeps it.
+        self._colour_keeper = ImageTk.PhotoImage(Image.new("RGB", (1, 1)))
+        tk.Label(self, image=self._colour_keeper)
 
         side = ctk.CTkFrame(self)
         side.grid(row=2, column=1, padx=(8, 16), pady=12, sticky="nsew")
@@ -114,6 +130,10 @@ class FractureApp(ctk.CTk):
         self.upload_button.grid(row=0, column=0, padx=(0, 4), sticky="ew")
         self.study_button = ctk.CTkButton(uploads, text="Upload Study", command=self.upload_study)
         self.study_button.grid(row=0, column=1, padx=(4, 0), sticky="ew")
+        self.folder_button = ctk.CTkButton(uploads, text="Open Folder", command=self.open_folder)
+        self.folder_button.grid(row=1, column=0, padx=(0, 4), pady=(6, 0), sticky="ew")
+        self.files_button = ctk.CTkButton(uploads, text="Open Files", command=self.open_files)
+        self.files_button.grid(row=1, column=1, padx=(4, 0), pady=(6, 0), sticky="ew")
         controls = ctk.CTkFrame(side, fg_color="transparent")  # bone selector, then Predict
         controls.grid(row=2, column=0, padx=12, pady=4, sticky="ew")
         controls.grid_columnconfigure(1, weight=1)
@@ -166,7 +186,7 @@ class FractureApp(ctk.CTk):
         self.save_button = ctk.CTkButton(side, text="Save Result", command=self.save_result)
 
         ctk.CTkLabel(self, text=DISCLAIMER, font=ctk.CTkFont(size=12), wraplength=820).grid(
-            row=3, column=0, columnspan=2, padx=16, pady=(0, 10)
+            row=4, column=0, columnspan=2, padx=16, pady=(0, 10)
         )
 
     def _bind_keys(self) -> None:
@@ -174,6 +194,8 @@ class FractureApp(ctk.CTk):
         self.bind("<Return>", lambda _event: self.predict())
         self.bind("<KP_Enter>", lambda _event: self.predict())
         self.bind("<Control-s>", lambda _event: self.save_result())
+        self.bind("<Down>", lambda event: self.worklist and self.worklist.key_move(event, 1))
+        self.bind("<Up>", lambda event: self.worklist and self.worklist.key_move(event, -1))
 
     # ------------------------------------------------------------------ dialogs (patched in tests)
 
@@ -190,6 +212,38 @@ class FractureApp(ctk.CTk):
             title="Open the views of one study",
             initialdir=SAMPLES,
             filetypes=FILE_TYPES,
+        )
+
+    def ask_folder(self) -> str:
+        """Folder dialog for the worklist."""
+        return filedialog.askdirectory(
+            parent=self, title="Open a folder of X-rays", initialdir=SAMPLES, mustexist=True
+        )
+
+    def ask_worklist_files(self) -> tuple[str, ...]:
+        """File dialog for any number of X-rays, for the worklist."""
+        return filedialog.askopenfilenames(
+            parent=self,
+            title="Open X-rays for the worklist",
+            initialdir=SAMPLES,
+            filetypes=FILE_TYPES,
+        )
+
+    def ask_report_file(self, kind: str) -> str:
+        """Save dialog for the worklist's CSV or PDF report."""
+        suffix, name = {"csv": (".csv", "CSV file"), "pdf": (".pdf", "PDF report")}[kind]
+        return filedialog.asksaveasfilename(
+            parent=self,
+            title=f"Save the worklist as {name}",
+            initialfile=f"worklist{suffix}",
+            defaultextension=suffix,
+            filetypes=[(name, f"*{suffix}")],
+        )
+
+    def ask_output_folder(self) -> str:
+        """Folder dialog for a DICOM result (a new file; the source is never changed)."""
+        return filedialog.askdirectory(
+            parent=self, title="Save the DICOM result in", mustexist=True
         )
 
     def ask_save_file(self, default_name: str) -> str:
@@ -248,9 +302,104 @@ class FractureApp(ctk.CTk):
         if chosen:
             self._load([Path(item) for item in chosen])
 
-    def _load(self, paths: list[Path]) -> None:
+    def open_folder(self) -> None:
+        """Analyse every X-ray beneath a folder into the worklist."""
+        chosen = self.ask_folder()
+        if chosen:
+            self.start_worklist([chosen])
+
+    def open_files(self) -> None:
+        """Analyse the chosen X-rays into the worklist."""
+        chosen = self.ask_worklist_files()
+        if chosen:
+            self.start_worklist(list(chosen))
+
+    def start_worklist(self, inputs: list[str]) -> None:
+        """Show the worklist panel (the window grows to fit it) and start its analysis."""
+        if self.worklist is None:
+            self.worklist = WorklistPanel(
+                self,
+                self.show_worklist_row,
+                self._set_worklist_bone,
+                self._can_show_row,
+                self.export_worklist,
+            )
+            self.worklist.grid(row=3, column=0, columnspan=2, padx=16, pady=(0, 8), sticky="nsew")
+            width = min(max(self.winfo_width(), 1280), self.winfo_screenwidth())
+            height = min(max(self.winfo_height(), 800), self.winfo_screenheight() - 40)
+            self.geometry(f"{width}x{height}")
+        self.worklist.start(inputs, self.weights_dir)
+
+    def show_worklist_row(self, row: Row) -> None:
+        """Show a worklist file exactly as Upload Image and Predict would (the same calls)."""
+        if row.result is None:
+            self._show_failed(row)
+            return
+        if not self._load([row.path]):
+            return
+        chosen = row.result.bone_source == CHOSEN
+        self.bone_selector.set(row.result.bone if chosen else AUTO)
+        self._on_prediction(row.result, None)
+
+    def _show_failed(self, row: Row) -> None:
+        """A file that could not be analysed: its name and why, no image."""
+        self.paths, self.gray, self.preview_image = [], None, None
+        self._show_preview(Image.open(IMAGES / "placeholder.png"))
+        self.file_label.configure(text=row.path.name)
+        self._clear_result()
+        self.result_label.configure(text=row.error_title, text_color=AMBER)
+        self.detail_label.configure(text=row.error)
+
+    def export_worklist(self, kind: str) -> None:
+        """Write the worklist as CSV or PDF ("csv", "pdf"), or the chosen DICOM row's result as a
+        Secondary Capture ("dicom"), in the worker thread."""
+        if self.worker.busy or self.worklist is None or not self.worklist.rows:
+            return
+        row = self.worklist.selected_row()
+        if kind == "dicom" and (row is None or row.result is None):
+            return
+        chosen = self.ask_output_folder() if kind == "dicom" else self.ask_report_file(kind)
+        if not chosen:
+            return
+        results, weights = self.worklist.results(), self.weights_dir
+
+        def job() -> str:
+            if kind == "csv":
+                from reports.csv_report import write_csv
+
+                return str(write_csv(results, chosen))
+            if kind == "pdf":
+                from reports.pdf_report import write_pdf
+
+                return str(write_pdf(results, chosen, weights))
+            from reports.secondary_capture import write_result_captures
+
+            return "\n".join(str(path) for path in write_result_captures(row.result, chosen))
+
+        what = {"csv": "CSV file", "pdf": "PDF report", "dicom": "DICOM result"}[kind]
+        self._run(
+            job,
+            lambda written, error: self._on_export(what, written, error),
+            f"Writing the {what}…",
+        )
+
+    def _on_export(self, what: str, written: str | None, error: BaseException | None) -> None:
+        self._set_busy(False)
+        if error is not None:
+            self._report(error)
+            return
+        self.status_label.configure(text=f"{what} saved")
+        self.show_message(f"{what} saved", f"The {what} was written to:\n{written}")
+
+    def _set_worklist_bone(self, _row: Row, bone: str) -> None:
+        self.analyse_as(bone)  # the row is shown: its new result comes back through the hook
+
+    def _can_show_row(self) -> bool:
+        return not self._opening and not self.worker.busy
+
+    def _load(self, paths: list[Path]) -> bool:
         """Decode the files in a thread while the window keeps responding, then preview them;
-        any failure, typed or not, is shown in a dialog."""
+        any failure, typed or not, is shown in a dialog. True if they were loaded."""
         self._opening = True
         outcome: dict = {}
 
@@ -267,12 +416,12 @@ class FractureApp(ctk.CTk):
                 self.update()  # redraw and handle events while the file is decoded
                 thread.join(0.01)
         except TclError:  # the window was closed while the file was opening
-            return
+            return False
         finally:
             self._opening = False
         if "error" in outcome:
             self._report(outcome["error"])
-            return
+            return False
         gray, preview = outcome["value"]
         self.paths, self.gray, self.result, self.overlay_image = paths, gray, None, None
         self.preview_image = preview
@@ -281,6 +430,7 @@ class FractureApp(ctk.CTk):
         self.file_label.configure(text=names)
         self.bone_selector.set(AUTO)  # a bone chosen for the previous image must not carry over
         self._clear_result()
+        return True
 
     def predict(self) -> None:
         """Run the two-stage prediction in the worker thread, with the bone chosen (if any)."""
@@ -402,7 +552,12 @@ class FractureApp(ctk.CTk):
         self.uploads_allowed = allow_upload
         for button in (self.predict_button, self.save_button):
             button.configure(state=state)
-        for button in (self.upload_button, self.study_button):
+        for button in (
+            self.upload_button,
+            self.study_button,
+            self.folder_button,
+            self.files_button,
+        ):
             button.configure(state="normal" if allow_upload else state)
         self.heatmap_switch.configure(state=state)
         self.boxes_switch.configure(state=state)
@@ -438,6 +593,8 @@ class FractureApp(ctk.CTk):
         else:
             self.offer_frame.grid_remove()
         self.status_label.configure(text=f"Done in {result.seconds:.2f} s")
+        if self.worklist is not None:
+            self.worklist.result_changed(result)  # a worklist file analysed again
         self.save_button.grid(row=11, column=0, padx=12, pady=(12, 12), sticky="ew")
         if self.heatmap_switch.get():
             self.toggle_heatmap()

@@ -173,6 +173,22 @@ def bone_from_dicom(path: str | Path) -> TagRouting:
     return route_tags(tags)
 
 
+def study_of(path: str | Path) -> tuple[str, str] | None:
+    """(StudyInstanceUID, StudyDescription) from a DICOM file's header, pixels not read; None for
+    a file that is not DICOM, cannot be read or names no study."""
+    path = Path(path)
+    try:
+        if not _looks_like_dicom(path):
+            return None
+        import pydicom
+
+        dataset = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+        uid, description = _value(dataset, "StudyInstanceUID"), _value(dataset, "StudyDescription")
+    except Exception:  # noqa: BLE001 - an unreadable header groups the file by its folder
+        return None
+    return (uid.strip(), _shown(description)) if uid.strip() else None
+
+
 def _agrees(other: TextMatch, deciding: TextMatch) -> bool:
     if other.excluded and deciding.excluded:
         return True
