@@ -9,6 +9,10 @@
 The bone type comes from, in order: the caller (`bone=`, "chosen"), the DICOM header ("DICOM
 tag"), or the bone-type model ("model"). The models run on LiteRT; TensorFlow is not needed.
 
+`label` is the verdict the window shows: "fractured", "normal", or "not recognised" when the image
+is not recognised as an elbow, hand or shoulder X-ray (no verdict, no boxes). The model's own
+number is always in `model_fracture_probability`, which is not a verdict.
+
 Command line: python predictions.py IMAGE_OR_FOLDER... [--study] [--bone B] [--json] [--heatmap DIR]
               [--csv OUT.csv] [--report OUT.pdf] [--dicom-out DIR]
 """
@@ -28,12 +32,13 @@ from pathlib import Path
 import numpy as np
 
 from core import errors
-from core.bone_routing import bone_from_dicom
+from core.bone_routing import TagRouting, bone_from_bytes
 from core.image_cache import ImageCache
-from core.imaging import IMAGE_EXTENSIONS, XrayImage, prepare, preprocess
+from core.imaging import IMAGE_EXTENSIONS, XrayImage, prepare, preprocess, read_file_bytes
 from core.models import BONES, is_recognised
 
-FRACTURED, NORMAL = "fractured", "normal"
+FRACTURED, NORMAL, NOT_RECOGNISED = "fractured", "normal", "not recognised"
+MIN_ANALYSIS_SIDE = 64  # pixels; a smaller image (a thumbnail) cannot show a fracture
 FROM_MODEL, FROM_TAG, CHOSEN = "model", "DICOM tag", "chosen"
 
 
@@ -46,8 +51,8 @@ class Prediction:
     bone_probabilities: dict[str, float]
     recognised: bool
     recognition_threshold: float
-    fracture_probability: float
-    label: str
+    model_fracture_probability: float  # the model's number for `bone`; a verdict only via `label`
+    label: str  # "fractured" | "normal" | "not recognised" (no verdict)
     threshold: float
     model_versions: dict[str, str]
     seconds: float
@@ -64,10 +69,16 @@ class Prediction:
         return self.bone_probabilities[self.bone]
 
     @property
-    def label_confidence(self) -> float:
-        """Probability of the reported label: p for 'fractured', 1 - p for 'normal'."""
-        p = self.fracture_probability
-        return p if self.label == FRACTURED else 1.0 - p
+    def fracture_probability(self) -> float:
+        """The model's fracture probability (`model_fracture_probability`); read `label` for the
+        verdict: with "not recognised" this number is no verdict."""
+        return self.model_fracture_probability
+
+    @property
+    def label_confidence(self) -> float | None:
+        """Probability of the reported label: p for 'fractured', 1 - p for 'normal', None when
+        there is no verdict."""
+        return _confidence(self.label, self.model_fracture_probability)
 
 
 @dataclass(frozen=True)
@@ -80,8 +91,8 @@ class StudyPrediction:
     bone_probabilities: dict[str, float]
     views_agree: bool
     recognised: bool
-    fracture_probability: float
-    label: str
+    model_fracture_probability: float  # the mean of the views' model numbers; not a verdict
+    label: str  # "fractured" | "normal" | "not recognised" (no verdict)
     threshold: float
     seconds: float
     view_bones: tuple[str, ...] = field(default=())
@@ -92,10 +103,20 @@ class StudyPrediction:
     notes: tuple[str, ...] = ()
 
     @property
-    def label_confidence(self) -> float:
-        """Probability of the reported label."""
-        p = self.fracture_probability
-        return p if self.label == FRACTURED else 1.0 - p
+    def fracture_probability(self) -> float:
+        """The study's model fracture probability; read `label` for the verdict."""
+        return self.model_fracture_probability
+
+    @property
+    def label_confidence(self) -> float | None:
+        """Probability of the reported label, None when there is no verdict."""
+        return _confidence(self.label, self.model_fracture_probability)
+
+
+def _confidence(label: str, probability: float) -> float | None:
+    if label == NOT_RECOGNISED:
+        return None
+    return probability if label == FRACTURED else 1.0 - probability
 
 
 @dataclass(frozen=True)
@@ -120,7 +141,28 @@ _IMAGES = ImageCache()
 def _decoded(path: str | Path) -> XrayImage:
     """The decoded file and its notes, decoded once per content (the cache key is a hash of the
     file's bytes, so a replaced file never gets an older file's answer)."""
-    return _IMAGES.load(path)
+    return _analysable(_IMAGES.load(path), path)
+
+
+def _opened(path: str | Path) -> tuple[TagRouting, XrayImage]:
+    """A file read once (size limit first, before any parsing): what its DICOM header says about
+    the bone, and its decoded image."""
+    data = read_file_bytes(path)
+    name = Path(path).name
+    tags = bone_from_bytes(data, name)
+    return tags, _analysable(_IMAGES.decode(data, name), path)
+
+
+def _analysable(image: XrayImage, path: str | Path) -> XrayImage:
+    """The image, or `ImageTooSmallError` when a side is under MIN_ANALYSIS_SIDE pixels."""
+    height, width = image.pixels.shape
+    if min(height, width) < MIN_ANALYSIS_SIDE:
+        raise errors.ImageTooSmallError(
+            f"The image '{Path(path).name}' is too small ({width} x {height} pixels) to show a "
+            f"fracture; at least {MIN_ANALYSIS_SIDE} pixels per side are needed.",
+            "Open the full-size image, not a thumbnail.",
+        )
+    return image
 
 
 def _read(path: str | Path) -> np.ndarray:
@@ -134,7 +176,9 @@ def _versions(engine) -> dict[str, str]:
     return {entry.name: entry.version or entry.sha256[:12] for entry in entries}
 
 
-def _label(probability: float, threshold: float) -> str:
+def _label(probability: float, threshold: float, recognised: bool = True) -> str:
+    if not recognised:
+        return NOT_RECOGNISED
     return FRACTURED if probability >= threshold else NORMAL
 
 
@@ -158,9 +202,8 @@ def chosen_bone(bone: str) -> str:
     return name
 
 
-def _route(paths: Sequence[str | Path], bone: str | None) -> _Route:
+def _route(tags: Sequence[TagRouting], bone: str | None) -> _Route:
     chosen = chosen_bone(bone) if bone is not None else None
-    tags = [bone_from_dicom(path) for path in paths]
     named = {tag.bone for tag in tags if tag.bone}
     note = next((tag.note for tag in tags if tag.note), "")
     if chosen:
@@ -195,9 +238,11 @@ def analyze(
 ) -> Prediction:
     """Bone type (chosen, DICOM tag or model), then that bone's fracture model, on one file."""
     start = time.perf_counter()
-    route = _route([path], bone)
+    if bone is not None:
+        chosen_bone(bone)  # an unknown bone fails before any reading
+    tags, image = _opened(path)
+    route = _route([tags], bone)
     engine = _engine(weights_dir)
-    image = _decoded(path)
     raw = engine.run(image.pixels)
     return _prediction(str(path), raw, engine, route, image, time.perf_counter() - start)
 
@@ -208,16 +253,17 @@ def _prediction(path: str, raw, engine, route: _Route, image, seconds: float) ->
     bone = decision["bone"]
     threshold = manifest.fracture[bone].threshold or 0.5
     fracture = raw.fracture_probabilities[bone]
+    recognised = decision["recognised"]
     return Prediction(
         path=path,
         bone_probabilities=raw.bone_probabilities,
         recognition_threshold=manifest.recognition_threshold,
-        fracture_probability=fracture,
-        label=_label(fracture, threshold),
+        model_fracture_probability=fracture,
+        label=_label(fracture, threshold, recognised),
         threshold=threshold,
         model_versions=_versions(engine),
         seconds=seconds,
-        boxes=_boxes(engine, raw, bone, image.pixels.shape),
+        boxes=_boxes(engine, raw, bone, image.pixels.shape) if recognised else (),
         notes=image.notes + (_turn_notes(raw.quarter_turns) if decision["recognised"] else ()),
         **decision,
     )
@@ -256,9 +302,13 @@ def analyze_study(
     if not paths:
         raise errors.EmptyImageError("No images were given for this study.", "Select 1 to 3 views.")
     start = time.perf_counter()
-    route = _route(paths, bone)
+    if bone is not None:
+        chosen_bone(bone)
+    opened = [_opened(path) for path in paths]
+    tags = [tag for tag, _ in opened]
+    decoded = [image for _, image in opened]
+    route = _route(tags, bone)
     engine = _engine(weights_dir)
-    decoded = [_decoded(path) for path in paths]
     raws = [engine.run(image.pixels) for image in decoded]
     elapsed = time.perf_counter() - start
     images = tuple(
@@ -273,20 +323,35 @@ def analyze_study(
     chosen = decision["bone"]
     threshold = engine.manifest.fracture[chosen].threshold or 0.5
     probability = float(np.mean([raw.fracture_probabilities[chosen] for raw in raws]))
-    view_bones = tuple(image.model_bone for image in images)
+    view_bones = tuple(_view_bone(tag, image) for tag, image in zip(tags, images, strict=True))
+    agree = len(set(view_bones)) == 1
+    notes = tuple(f"{Path(i.path).name}: {note}" for i in images for note in i.notes)
+    if not agree:
+        pairs = zip(images, view_bones, strict=True)
+        shown = ", ".join(f"{Path(image.path).name} {view}" for image, view in pairs)
+        notes = (f"The views disagree on the bone type ({shown}).", *notes)
     return StudyPrediction(
         paths=tuple(str(p) for p in paths),
         images=images,
         bone_probabilities=mean_bone,
-        views_agree=len(set(view_bones)) == 1,
-        fracture_probability=probability,
-        label=_label(probability, threshold),
+        views_agree=agree,
+        model_fracture_probability=probability,
+        label=_label(probability, threshold, decision["recognised"]),
         threshold=threshold,
         seconds=time.perf_counter() - start,
         view_bones=view_bones,
-        notes=tuple(f"{Path(i.path).name}: {note}" for i in images for note in i.notes),
+        notes=notes,
         **decision,
     )
+
+
+def _view_bone(tags: TagRouting, image: Prediction) -> str:
+    """One view's bone: its DICOM header's, else the model's best guess ("Other" when the model
+    finds another region likelier than any of the three bones)."""
+    if tags.bone:
+        return tags.bone
+    probabilities = image.bone_probabilities
+    return max(probabilities, key=probabilities.get)
 
 
 def predict(path: str | Path, bone: str | None = None, weights_dir: str | Path | None = None):
@@ -302,9 +367,10 @@ def explain(
     """Class activation map of `bone`'s fracture model (default: the routed bone) for one image."""
     from core.heatmap import overlay
 
-    route = _route([path], bone)
+    tags, image = _opened(path)
+    route = _route([tags], bone)
     engine = _engine(weights_dir)
-    gray = _read(path)
+    gray = image.pixels
     raw = engine.run(gray)
     chosen = _decide(route, raw.bone_probabilities, engine.manifest.recognition_threshold)["bone"]
     heat, frame = engine.activation_map(raw, chosen)
@@ -389,10 +455,7 @@ def _describe(result: Prediction | StudyPrediction) -> str:
         reason = result.routing_note or "not recognised as elbow/hand/shoulder"
         return f"{reason} (best guess {model_guess}); no verdict. Use --bone to choose one."
     verdict = f"{result.label} ({result.label_confidence:.0%}, p={result.fracture_probability:.2f})"
-    extra = ""
-    if isinstance(result, StudyPrediction) and not result.views_agree:
-        extra = f"  [views disagree: {', '.join(result.view_bones)}]"
-    return f"{bone:<16} {verdict}{extra}"
+    return f"{bone:<16} {verdict}"  # a study's disagreeing views are named in its notes
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,8 +9,6 @@ from pathlib import Path
 
 from core.models import BONES
 
-DICOM_SUFFIXES = (".dcm", ".dicom")
-
 # Tags read, most specific first: the structured body-part code, then the free-text descriptions.
 FIELDS = ("BodyPartExamined", "SeriesDescription", "ProtocolName", "StudyDescription")
 
@@ -159,16 +157,33 @@ def route_tags(tags: dict[str, str]) -> TagRouting:
 
 
 def bone_from_dicom(path: str | Path) -> TagRouting:
-    """Route a DICOM file by its header; non-DICOM or unreadable files give TagRouting()."""
-    path = Path(path)
-    try:
-        if not _looks_like_dicom(path):
-            return TagRouting()
-        import pydicom
+    """Route a DICOM file by its header; non-DICOM or unreadable files give TagRouting().
 
-        dataset = pydicom.dcmread(path, stop_before_pixels=True, force=True)
-        tags = {name: _value(dataset, name) for name in FIELDS}
-    except Exception:  # noqa: BLE001 - any pydicom failure means "no tag information"
+    The file goes through the decoder's guards first (size limit before reading, see
+    `core.imaging.read_file_bytes`), then `bone_from_bytes`."""
+    from core.errors import TriageError
+    from core.imaging import read_file_bytes
+
+    try:
+        data = read_file_bytes(path)
+    except TriageError:
+        return TagRouting()
+    return bone_from_bytes(data, Path(path).name)
+
+
+def bone_from_bytes(data: bytes, name: str) -> TagRouting:
+    """Route a DICOM file's bytes by its header alone (never its pixel data), read through the
+    decoder's guards (`core.dicom.read_header`: capped inflate, bounded reads); anything that is
+    not a readable DICOM header gives TagRouting()."""
+    from core.dicom import read_header
+    from core.imaging import is_dicom
+
+    try:
+        if not is_dicom(data, name):
+            return TagRouting()
+        dataset = read_header(data, name)
+        tags = {field: _value(dataset, field) for field in FIELDS}
+    except Exception:  # noqa: BLE001 - any failure means "no tag information"
         return TagRouting()
     return route_tags(tags)
 
@@ -222,13 +237,3 @@ def _value(dataset, name: str) -> str:
     if not isinstance(value, str) and hasattr(value, "__iter__"):  # a multi-valued element
         return " ".join(str(item) for item in value)
     return str(value)
-
-
-def _looks_like_dicom(path: Path) -> bool:
-    if not path.is_file():
-        return False
-    if path.suffix.lower() in DICOM_SUFFIXES:
-        return True
-    with path.open("rb") as handle:
-        handle.seek(128)
-        return handle.read(4) == b"DICM"

@@ -14,8 +14,12 @@ import numpy as np
 
 from core import errors
 
-MAX_INFLATED_BYTES = 256 * 1024 * 1024  # a Deflated dataset may not inflate beyond this
+MAX_DECODED_BYTES = 128 * 1024 * 1024  # pixel budget in decoded bytes: rows x columns x frames
+# x samples x bytes per sample (a 7,700-pixel square at 16 bits fits)
+MAX_INFLATED_BYTES = MAX_DECODED_BYTES + (16 << 20)  # a Deflated dataset inflates no further
+MAX_READS = 100_000  # pydicom reads per parse: ~40,000 elements, far above any X-ray header
 DEFLATED_UID = b"1.2.840.10008.1.2.1.99"
+EXPLICIT_LITTLE_UID = b"1.2.840.10008.1.2.1\x00"
 WINDOW_IGNORED = "The display window stored in the DICOM file is invalid; the full range is shown."
 _SAMPLE_COUNTS = (1, 3)
 _BIT_DEPTHS = (1, 8, 16, 32, 64)
@@ -24,10 +28,10 @@ _BIT_DEPTHS = (1, 8, 16, 32, 64)
 def read_dicom(data: bytes, name: str, max_pixels: int) -> tuple[np.ndarray, tuple[str, ...]]:
     """Decode DICOM bytes to float32 in [0, 1], white meaning dense (as on a light box).
 
-    Refuses, before decoding, an image of more than `max_pixels` pixels over all its frames.
-    Returns the pixels and notes for the reader.
+    Refuses, before decoding, an image of more than `max_pixels` pixels over all its frames, or
+    of more than MAX_DECODED_BYTES decoded bytes. Returns the pixels and notes for the reader.
     """
-    _check_inflated_size(data, name)
+    data = inflated(data, name)
     header = _parse(data, name, stop_before_pixels=True)
     if _has(header, "Rows") or _has(header, "Columns"):
         _check_header(header, name, max_pixels)
@@ -45,25 +49,74 @@ def read_dicom(data: bytes, name: str, max_pixels: int) -> tuple[np.ndarray, tup
     return _scaled(values, dataset, name), notes
 
 
-def _check_inflated_size(data: bytes, name: str) -> None:
-    """A Deflated file is inflated whole by pydicom, even to read its header: count the
-    inflated size first (in bounded steps) so a small file cannot expand without limit."""
-    meta = data[:4096]
-    if DEFLATED_UID not in meta or meta[128:132] != b"DICM" or meta[136:138] != b"UL":
-        return
-    body = memoryview(data)[144 + int.from_bytes(meta[140:144], "little") :]
+def read_header(data: bytes, name: str):
+    """The DICOM header only (never the pixel data), through the decoder's guards: a Deflated
+    file inflated with a cap, and a bounded number of reads. Raises the decoder's typed errors."""
+    return _parse(inflated(data, name), name, stop_before_pixels=True)
+
+
+def inflated(data: bytes, name: str) -> bytes:
+    """A Deflated file as the same file in Explicit VR Little Endian, inflated in 1 MB steps up
+    to MAX_INFLATED_BYTES (pydicom would inflate it whole, without a limit); others as given."""
+    meta_start, meta_end, syntax_at = _file_meta(data)
+    if syntax_at is None or DEFLATED_UID not in data[syntax_at : syntax_at + 32]:
+        return data
     inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-    total, pending = 0, body
+    parts, total, pending = [], 0, memoryview(data)[meta_end:]
     try:
-        while True:
-            total += len(inflater.decompress(pending, 1 << 20))
-            pending = inflater.unconsumed_tail
+        while pending:
+            part = inflater.decompress(pending, 1 << 20)
+            total += len(part)
             if total > MAX_INFLATED_BYTES:
                 raise _too_large(name)
-            if not pending:
+            parts.append(part)
+            pending = inflater.unconsumed_tail
+            if not part and not pending:
                 break
     except zlib.error as exc:
         raise _corrupt(name) from exc
+    meta = _rewritten_meta(data[meta_start:meta_end])
+    return data[:meta_start] + meta + b"".join(parts)
+
+
+def _file_meta(data: bytes) -> tuple[int, int, int | None]:
+    """(start, end, offset of the transfer syntax value) of the group-2 file meta elements
+    (Explicit VR Little Endian), walked element by element: no group length needed."""
+    start = 132 if data[128:132] == b"DICM" else 0
+    at, syntax_at = start, None
+    while at + 8 <= len(data) and data[at : at + 2] == b"\x02\x00":
+        element = int.from_bytes(data[at + 2 : at + 4], "little")
+        if data[at + 4 : at + 6] in _LONG_VRS:
+            length, value_at = int.from_bytes(data[at + 8 : at + 12], "little"), at + 12
+        else:
+            length, value_at = int.from_bytes(data[at + 6 : at + 8], "little"), at + 8
+        if element == 0x0010:
+            syntax_at = value_at
+        at = value_at + length
+    return start, min(at, len(data)), syntax_at
+
+
+_LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR"}
+_LONG_VRS |= {b"UT", b"UV"}
+
+
+def _rewritten_meta(meta: bytes) -> bytes:
+    """The file meta with the transfer syntax set to Explicit VR Little Endian and without its
+    group length (which would no longer be right)."""
+    out, at = bytearray(), 0
+    while at + 8 <= len(meta):
+        element = int.from_bytes(meta[at + 2 : at + 4], "little")
+        long_vr = meta[at + 4 : at + 6] in _LONG_VRS
+        field = meta[at + 8 : at + 12] if long_vr else meta[at + 6 : at + 8]
+        length = int.from_bytes(field, "little")
+        end = at + (12 if long_vr else 8) + length
+        if element == 0x0010:
+            out += meta[at : at + 6] + len(EXPLICIT_LITTLE_UID).to_bytes(2, "little")
+            out += EXPLICIT_LITTLE_UID
+        elif element != 0x0000:
+            out += meta[at:end]
+        at = end
+    return bytes(out)
 
 
 def quiet_pydicom():
@@ -89,6 +142,10 @@ def _parse(data: bytes, name: str, stop_before_pixels: bool):
     except Exception as exc:  # noqa: BLE001 - pydicom raises many kinds on a damaged file
         raise _corrupt(name) from exc
     return dataset
+
+
+class _TooManyReads(Exception):
+    """pydicom read more elements than any X-ray header has (e.g. a file of zeros)."""
 
 
 class _ChunkedReader(io.RawIOBase):
@@ -132,7 +189,14 @@ class _Source:
 
     def __init__(self, data: bytes) -> None:
         reader = io.BufferedReader(_ChunkedReader(data))
-        self.read, self.seek, self.tell = reader.read, reader.seek, reader.tell
+        self.seek, self.tell = reader.seek, reader.tell
+        self._read, self._reads = reader.read, 0
+
+    def read(self, size: int = -1) -> bytes:
+        self._reads += 1
+        if self._reads > MAX_READS:
+            raise _TooManyReads()
+        return self._read(size)
 
 
 def _set_transfer_syntax(dataset) -> None:
@@ -199,6 +263,8 @@ def _check_header(dataset, name: str, max_pixels: int) -> None:
         raise _corrupt(name)
     if rows * columns * frames > max_pixels:
         raise _too_large(name, columns, rows, frames)
+    if rows * columns * frames * samples * max(1, bits // 8) > MAX_DECODED_BYTES:
+        raise _too_large(name, columns, rows, frames)
     if frames > 1:
         raise errors.MultiFrameDicomError(
             f"The DICOM file '{name}' holds several frames; this tool reads single images.",
@@ -231,25 +297,39 @@ def _decode(dataset, name: str, max_pixels: int) -> np.ndarray:
 
 def _check_embedded_size(dataset, name: str, max_pixels: int) -> None:
     """A JPEG or JPEG 2000 frame inside the file is decoded at the size its own header gives,
-    whatever Rows and Columns say: it must say the same (checked before decoding)."""
+    whatever Rows and Columns say: it must say the same, stay within the budgets and (JPEG) have
+    no more scans than a real image (all checked before decoding)."""
     try:
         if not dataset.file_meta.TransferSyntaxUID.is_encapsulated:
             return
-        size = _codestream_size(_first_fragment(dataset["PixelData"].value))
+        fragment = _first_fragment(dataset["PixelData"].value)
+        size = codestream_size(fragment)
         expected = (_number(dataset, "Rows", name), _number(dataset, "Columns", name))
     except errors.TriageError:
         raise
     except Exception as exc:  # noqa: BLE001 - an unreadable encapsulation is damage
         raise _corrupt(name) from exc
-    if size is None or size == expected or size[0] == 0:  # 0 rows: the height comes later
+    if jpeg_scans(fragment) > MAX_JPEG_SCANS:
+        raise _too_many_scans(name)
+    if size is None:
         return
-    rows, columns = size
-    if rows * columns > max_pixels:
+    rows, columns, samples, bits = size  # bits: bytes per sample
+    if rows * columns > max_pixels or rows * columns * samples * bits > MAX_DECODED_BYTES:
         raise _too_large(name, columns, rows)
-    raise _corrupt(name)  # the file contradicts itself
+    if (rows, columns) != expected and rows != 0:  # 0 rows: the height comes later
+        raise _corrupt(name)  # the file contradicts itself
 
 
-def _first_fragment(pixel_data: bytes) -> bytes:
+MAX_JPEG_SCANS = 100  # a progressive X-ray has about 10 scans; thousands only waste time
+
+
+def jpeg_scans(data) -> int:
+    """How many JPEG scans (start-of-scan markers) `data` holds: in entropy-coded data a 0xFF
+    byte is always followed by 0x00 or a restart marker, so this count is exact and cheap."""
+    return bytes(data).count(b"\xff\xda") if bytes(data[:2]) == b"\xff\xd8" else 0
+
+
+def _first_fragment(pixel_data: bytes) -> memoryview:
     """The first fragment of encapsulated pixel data (after the basic offset table item)."""
     view = memoryview(pixel_data)
     offset_table = int.from_bytes(view[4:8], "little")
@@ -257,36 +337,70 @@ def _first_fragment(pixel_data: bytes) -> bytes:
     if bytes(view[start : start + 4]) != b"\xfe\xff\x00\xe0":
         raise ValueError("no fragment item")
     length = int.from_bytes(view[start + 4 : start + 8], "little")
-    return bytes(view[start + 8 : start + 8 + min(length, 1 << 16)])  # the headers are early
+    return view[start + 8 : start + 8 + length]
 
 
 _SOF_MARKERS = set(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC} | {0xF7}  # incl. JPEG-LS
+_JP2_SIGNATURE = b"\x00\x00\x00\x0cjP  \r\n\x87\n"
 
 
-def _codestream_size(fragment: bytes) -> tuple[int, int] | None:
-    """(rows, columns) from a JPEG frame header or a JPEG 2000 SIZ segment; None if neither."""
-    if fragment[:4] == b"\xff\x4f\xff\x51":  # JPEG 2000 codestream: SOC, then SIZ
+def codestream_size(data) -> tuple[int, int, int, int] | None:
+    """(rows, columns, samples, bytes per sample) from a JPEG frame header or a JPEG 2000 SIZ
+    segment, the latter bare or inside a JP2 file's boxes; None if neither is found."""
+    data = memoryview(data)
+    if bytes(data[:12]) == _JP2_SIGNATURE:
+        data = _jp2_codestream(data)
+    if bytes(data[:4]) == b"\xff\x4f\xff\x51":  # JPEG 2000 codestream: SOC, then SIZ
         x_size, y_size, x_offset, y_offset = (
-            int.from_bytes(fragment[8 + 4 * i : 12 + 4 * i], "big") for i in range(4)
+            int.from_bytes(data[8 + 4 * i : 12 + 4 * i], "big") for i in range(4)
         )
-        return y_size - y_offset, x_size - x_offset
-    if fragment[:2] != b"\xff\xd8":
+        samples = int.from_bytes(data[40:42], "big")
+        bits = max((data[42 + 3 * i] & 0x7F) + 1 for i in range(max(1, samples)))
+        return y_size - y_offset, x_size - x_offset, samples, (bits + 7) // 8
+    if bytes(data[:2]) != b"\xff\xd8":
         return None
     at = 2
-    while at + 4 <= len(fragment):
-        if fragment[at] != 0xFF:
+    while at + 4 <= len(data):
+        if data[at] != 0xFF:
             return None
-        marker = fragment[at + 1]
+        marker = data[at + 1]
         if marker == 0xFF or marker == 0x01 or 0xD0 <= marker <= 0xD8:
             at += 1 if marker == 0xFF else 2
             continue
         if marker in _SOF_MARKERS:
-            rows = int.from_bytes(fragment[at + 5 : at + 7], "big")
-            return rows, int.from_bytes(fragment[at + 7 : at + 9], "big")
+            bits, rows = data[at + 4], int.from_bytes(data[at + 5 : at + 7], "big")
+            columns, samples = int.from_bytes(data[at + 7 : at + 9], "big"), data[at + 9]
+            return rows, columns, samples, (bits + 7) // 8
         if marker == 0xDA:  # scan data before any frame header
             return None
-        at += 2 + int.from_bytes(fragment[at + 2 : at + 4], "big")
+        at += 2 + int.from_bytes(data[at + 2 : at + 4], "big")
     return None
+
+
+def _jp2_codestream(data: memoryview) -> memoryview:
+    """The contiguous codestream box ('jp2c') of a JP2 file, found by walking its boxes."""
+    at = 0
+    while at + 8 <= len(data):
+        length = int.from_bytes(data[at : at + 4], "big")
+        kind, header = bytes(data[at + 4 : at + 8]), 8
+        if length == 1:
+            length, header = int.from_bytes(data[at + 8 : at + 16], "big"), 16
+        elif length == 0:
+            length = len(data) - at
+        if kind == b"jp2c":
+            return data[at + header : at + length]
+        if length < header:
+            break
+        at += length
+    raise ValueError("a JP2 file without a codestream")
+
+
+def _too_many_scans(name: str) -> errors.ImageTooLargeError:
+    return errors.ImageTooLargeError(
+        f"The image '{name}' is stored in more than {MAX_JPEG_SCANS} passes (JPEG scans), far "
+        "more than any X-ray; decoding it would take minutes.",
+        "Export it again as PNG or as an ordinary JPEG.",
+    )
 
 
 def _syntax(syntax) -> str:

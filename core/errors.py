@@ -47,6 +47,10 @@ class EmptyImageError(ImageReadError):
     """The image has no pixels, or too few to be an X-ray."""
 
 
+class ImageTooSmallError(EmptyImageError):
+    """The image is too small to show a fracture (e.g. a thumbnail)."""
+
+
 class ImageTooLargeError(ImageReadError):
     """The image is absurdly large (a possible decompression bomb)."""
 

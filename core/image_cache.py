@@ -31,13 +31,17 @@ class ImageCache:
 
         Raises the typed errors of `core.imaging.load_xray`; failures are never cached.
         """
-        data = read_file_bytes(path)
+        return self.decode(read_file_bytes(path), Path(path).name)
+
+    def decode(self, data: bytes, name: str) -> XrayImage:
+        """The decoded image of a file's bytes (`name` only for messages), from the cache when
+        the same content was decoded recently."""
         key = hashlib.sha256(data).digest()
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
-        image = decode_xray(data, Path(path).name)
+        image = decode_xray(data, name)
         self._store(key, image)
         return image
 

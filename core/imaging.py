@@ -106,15 +106,32 @@ def decode_xray(data: bytes, name: str) -> XrayImage:
 
     `name` is only used in messages. Raises a subclass of `errors.ImageReadError` on failure.
     """
-    if _is_dicom(data, name):
+    if is_dicom(data, name):
         from core.dicom import read_dicom  # pydicom is imported only when needed
 
         image, notes = read_dicom(data, name, MAX_PIXELS)
     else:
         image, notes = _read_raster(data, name)
     _check_shape(image, name)
+    image = grey_levels(image)
     _check_content(image, name)
     return XrayImage(_stretch_contrast(image), notes)
+
+
+def grey_levels(image: np.ndarray) -> np.ndarray:
+    """A [0, 1] gray image rounded to 256 grey levels (k / 255), as float32.
+
+    Everything after decoding (content checks, contrast, framing, the networks) is a function of
+    these levels only: the same picture as PNG, JPEG or DICOM gives the same answer, and a change
+    smaller than half a grey level (e.g. float rounding of 1e-7) changes nothing. The models
+    learned from 8-bit images, and their int8 inputs hold no finer steps.
+    """
+    levels = np.empty(image.shape, np.float32)
+    rows = max(1, BAND_BYTES // (8 * max(1, image.shape[1])))
+    for top in range(0, image.shape[0], rows):
+        band = np.asarray(image[top : top + rows], np.float64)
+        levels[top : top + rows] = np.rint(np.clip(band, 0.0, 1.0) * 255.0) / 255.0
+    return levels
 
 
 def _shown(path: Path | str) -> str:
@@ -184,7 +201,7 @@ def _file_too_large(path: Path, size: int) -> errors.ImageTooLargeError:
     )
 
 
-def _is_dicom(data: bytes, name: str) -> bool:
+def is_dicom(data: bytes, name: str) -> bool:
     """DICOM by content: the 'DICM' marker, or (for .dcm files and bare datasets) no image
     signature; a PNG named .dcm is a PNG."""
     if data[128:132] == b"DICM":
@@ -217,6 +234,7 @@ def _open_raster(data: bytes, name: str) -> Image.Image:
         with Image.open(io.BytesIO(data), formats=RASTER_FORMATS) as opened:
             if opened.width * opened.height > MAX_PIXELS:
                 raise _too_large(name, opened.width, opened.height)
+            _check_codestream(data, name)
             opened.load()
             return ImageOps.exif_transpose(opened)
     except errors.TriageError:
@@ -237,6 +255,23 @@ def _open_raster(data: bytes, name: str) -> Image.Image:
         raise _too_large(name) from exc
     except Exception as exc:  # noqa: BLE001 - any decoder failure means a damaged file
         raise _damaged(name) from exc
+
+
+def _check_codestream(data: bytes, name: str) -> None:
+    """Before decoding: a JPEG 2000 codestream (bare or in JP2 boxes) within the pixel budget
+    whatever its file header says, and a JPEG with no more scans than a real X-ray has."""
+    from core.dicom import MAX_JPEG_SCANS, _too_many_scans, codestream_size, jpeg_scans
+
+    if jpeg_scans(data) > MAX_JPEG_SCANS:
+        raise _too_many_scans(name)
+    if data[:2] == b"\xff\xd8":
+        return
+    try:
+        size = codestream_size(data)
+    except (ValueError, IndexError):
+        return  # Pillow's decoder gives the damaged-file error
+    if size is not None and size[0] * size[1] > MAX_PIXELS:
+        raise _too_large(name, size[1], size[0])
 
 
 def _damaged(name: str) -> errors.CorruptImageError:

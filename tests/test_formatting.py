@@ -19,7 +19,7 @@ def prediction(**changes) -> Prediction:
         bone_probabilities=PROBABILITIES,
         recognised=False,
         recognition_threshold=0.65,
-        fracture_probability=0.8,
+        model_fracture_probability=0.8,
         label="fractured",
         threshold=0.5,
         model_versions={},
@@ -47,7 +47,7 @@ def test_model_source_shows_bone_and_confidence_only():
 
 
 def test_chosen_bone_says_chosen_and_shows_the_models_guess():
-    text = describe(chosen_elbow(label="normal", fracture_probability=0.3))
+    text = describe(chosen_elbow(label="normal", model_fracture_probability=0.3))
     assert text.type_text == (
         "Type: Elbow (chosen by you)\nModel's guess: Hand 29% (other region 50%)"
     )
@@ -115,7 +115,7 @@ def study(**changes) -> StudyPrediction:
         bone_probabilities=PROBABILITIES,
         views_agree=False,
         recognised=True,
-        fracture_probability=0.8,
+        model_fracture_probability=0.8,
         label="fractured",
         threshold=0.5,
         seconds=0.2,
