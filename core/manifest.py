@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,8 @@ RETRAIN_ADVICE = "Get the 'weights' folder from the project again, or retrain (s
 QUANTIZATIONS = ("int8", "dynamic-int8", "float32")  # dynamic-int8: int8 weights, float activations
 POOLINGS = ("mean", "lse")
 MAX_INPUT_SIZE = 2048
+MAX_MANIFEST_BYTES = 1 << 20  # the manifest is a few KB; a larger one is not read
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
 
 @dataclass(frozen=True)
@@ -145,8 +148,9 @@ def read_manifest(folder: Path | str = DEFAULT_WEIGHTS) -> Manifest:
     path = folder / MANIFEST_NAME
     if not path.is_file():
         raise errors.ManifestError(f"The model list '{path}' is missing.", RETRAIN_ADVICE)
+    text = _manifest_text(folder, path)
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = json.loads(text)
         if not isinstance(raw, dict):
             raise ValueError("it is not a JSON object")
         if raw.get("format_version") != FORMAT_VERSION:
@@ -175,15 +179,55 @@ def read_manifest(folder: Path | str = DEFAULT_WEIGHTS) -> Manifest:
             heads=heads,
             card=raw.get("model_card", {}),
         )
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as exc:
         raise errors.ManifestError(
             f"The model list '{path.name}' is damaged ({_reason(exc)}).", RETRAIN_ADVICE
+        ) from exc
+    except (RecursionError, MemoryError) as exc:
+        raise errors.ManifestError(
+            f"The model list '{path.name}' is damaged (nested too deeply).", RETRAIN_ADVICE
         ) from exc
     return manifest
 
 
+def _manifest_text(folder: Path, path: Path) -> str:
+    """The manifest's text: a file inside the folder (links included), of bounded size."""
+    if not inside(folder, path):
+        raise errors.ManifestError(
+            f"The model list '{path.name}' points outside the weights folder.", RETRAIN_ADVICE
+        )
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_MANIFEST_BYTES + 1)
+    except OSError as exc:
+        raise errors.ManifestError(
+            f"The model list '{path.name}' cannot be read ({exc.strerror or exc}).",
+            "Check the folder's permissions. " + RETRAIN_ADVICE,
+        ) from exc
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise errors.ManifestError(
+            f"The model list '{path.name}' is damaged (far too large).", RETRAIN_ADVICE
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise errors.ManifestError(
+            f"The model list '{path.name}' is damaged (not text).", RETRAIN_ADVICE
+        ) from exc
+
+
+def inside(folder: Path, path: Path) -> bool:
+    """True when `path`, with every link resolved, lies directly in `folder` (itself resolved)."""
+    try:
+        return path.resolve(strict=True).parent == Path(folder).resolve(strict=True)
+    except (OSError, RuntimeError):
+        return False
+
+
 def _reason(exc: Exception) -> str:
-    return f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
+    if isinstance(exc, OverflowError):
+        return "a number is far out of range"
+    return f"missing {exc}" if isinstance(exc, KeyError) else str(exc)[:200]
 
 
 def _network(name: str, raw: dict[str, Any]) -> NetworkEntry:
@@ -199,7 +243,7 @@ def _network(name: str, raw: dict[str, Any]) -> NetworkEntry:
     return NetworkEntry(
         name=name,
         file=_confined(raw["file"]),
-        sha256=str(raw["sha256"]),
+        sha256=_checksum(raw["sha256"], name),
         input_size=size,
         quantization=raw["quantization"],
         feature_shape=shape,
@@ -230,7 +274,7 @@ def _head(key: str, raw: dict[str, Any], networks: dict[str, NetworkEntry]) -> H
         name=key,
         network=raw["network"],
         file=_confined(raw["file"]),
-        sha256=str(raw["sha256"]),
+        sha256=_checksum(raw["sha256"], key),
         classes=classes,
         pooling=pooling,
         pooling_r=pooling_r,
@@ -251,7 +295,16 @@ def _confined(name: Any) -> str:
     return text
 
 
+def _checksum(value: Any, what: str) -> str:
+    """A sha256 written as 64 hex digits, in either case (kept in lower case)."""
+    if not isinstance(value, str) or not _SHA256.fullmatch(value):
+        raise ValueError(f"'{what}' has no valid sha256 checksum")
+    return value.lower()
+
+
 def _probability(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"the {what} threshold {value!r} is not a number")
     number = float(value)
     if not (math.isfinite(number) and 0.0 < number < 1.0):
         raise ValueError(f"the {what} threshold {value!r} is not between 0 and 1")
@@ -265,7 +318,18 @@ def verified_path(manifest: Manifest, entry: NetworkEntry | HeadEntry) -> Path:
         raise errors.ModelFileMissingError(
             f"The model file '{entry.file}' is missing from '{manifest.folder}'.", RETRAIN_ADVICE
         )
-    if sha256_file(path) != entry.sha256:
+    if not inside(manifest.folder, path):
+        raise errors.InvalidModelFileError(
+            f"The model file '{entry.file}' points outside the weights folder.", RETRAIN_ADVICE
+        )
+    try:
+        digest = sha256_file(path)
+    except OSError as exc:
+        raise errors.InvalidModelFileError(
+            f"The model file '{entry.file}' cannot be read ({exc.strerror or exc}).",
+            RETRAIN_ADVICE,
+        ) from exc
+    if digest != entry.sha256.lower():
         raise errors.ChecksumMismatchError(
             f"The model file '{entry.file}' is damaged or was changed (checksum mismatch).",
             RETRAIN_ADVICE,

@@ -7,6 +7,8 @@ LiteRT export.
 
 from __future__ import annotations
 
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,24 @@ FRACTURE_CLASSES = ("normal", "fractured")
 # the orientation head: how many quarter turns (counter-clockwise) from the training orientation
 ORIENTATION_CLASSES = ("as trained", "turned 90", "turned 180", "turned 270")
 FLOAT16_LIMIT = 60000.0
+MAX_NPY_HEADER = 10_000  # bytes of an .npy member's header (numpy's own default limit)
+# what any failure to read a numpy archive can raise, from zipfile, zlib and numpy
+_ARCHIVE_ERRORS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    zlib.error,
+    OSError,
+    EOFError,
+    ValueError,
+    KeyError,
+    TypeError,
+    AttributeError,
+    NotImplementedError,
+    RuntimeError,
+    OverflowError,
+    MemoryError,
+    RecursionError,
+)
 
 
 def is_recognised(probabilities: dict[str, float], threshold: float) -> bool:
@@ -41,17 +61,54 @@ def save_head(kernel: np.ndarray, bias: np.ndarray, path: Path) -> None:
 
 
 def load_head(path: Path, channels: int, outputs: int) -> tuple[np.ndarray, np.ndarray]:
-    """Read a linear head and check its shape and values; returns float32 (kernel, bias)."""
-    arrays = load_arrays(path)
-    kernel, bias = arrays.get("kernel"), arrays.get("bias")
-    if kernel is None or bias is None or kernel.shape != (channels, outputs):
-        raise invalid_model_file(path, f"it is not a head with {outputs} output(s)")
-    if bias.shape != (outputs,):
-        raise invalid_model_file(path, "its bias has the wrong shape")
-    kernel, bias = kernel.astype(np.float32), bias.astype(np.float32)
+    """Read a linear head and check its shape and values; returns float32 (kernel, bias).
+
+    Each member's shape and dtype are checked from its .npy header before its data is read, and
+    no more than that many bytes are inflated: a member declaring a huge shape, or a small file
+    inflating to gigabytes, is refused without allocating it."""
+    arrays = read_checked(path, {"kernel": (channels, outputs), "bias": (outputs,)})
+    kernel, bias = arrays["kernel"].astype(np.float32), arrays["bias"].astype(np.float32)
     if not (np.isfinite(kernel).all() and np.isfinite(bias).all()):
         raise invalid_model_file(path, "it contains invalid numbers")
     return kernel, bias
+
+
+def read_checked(path: Path, expected: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
+    """The named float arrays of a numpy archive, each of exactly its expected shape; anything
+    else (not a zip, bad checksum, strings, structured or object dtype, other shape, trailing
+    data) raises `InvalidModelFileError`."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return {name: _member(archive, name, shape, path) for name, shape in expected.items()}
+    except errors.TriageError:
+        raise
+    except _ARCHIVE_ERRORS as exc:
+        raise invalid_model_file(path, "it is not a model file") from exc
+
+
+def _member(archive: zipfile.ZipFile, name: str, shape: tuple[int, ...], path: Path) -> np.ndarray:
+    """One .npy member, its header checked before any of its data is inflated."""
+    from numpy.lib import format as npy
+
+    with archive.open(f"{name}.npy") as stream:
+        version = npy.read_magic(stream)
+        reader = {(1, 0): npy.read_array_header_1_0, (2, 0): npy.read_array_header_2_0}.get(version)
+        if reader is None:
+            raise invalid_model_file(path, f"its {name} has an unknown format")
+        found, fortran, dtype = reader(stream, max_header_size=MAX_NPY_HEADER)
+        if tuple(found) != shape:
+            raise invalid_model_file(
+                path,
+                f"it is not a head of this model ({name} of shape {tuple(found)}, not {shape})",
+            )
+        if dtype.kind != "f" or dtype.fields is not None or dtype.subdtype is not None:
+            raise invalid_model_file(path, f"its {name} holds {dtype}, not numbers")
+        size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        data = stream.read(size + 1)  # one byte more: the member must end here
+    if len(data) != size:
+        raise invalid_model_file(path, f"its {name} is not {size} bytes long")
+    order = "F" if fortran else "C"
+    return np.frombuffer(data, dtype=dtype).reshape(shape, order=order).copy()
 
 
 def load_arrays(path: Path) -> dict[str, np.ndarray]:
@@ -59,7 +116,7 @@ def load_arrays(path: Path) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as archive:
             return {name: archive[name] for name in archive.files}
-    except (ValueError, OSError, EOFError, KeyError) as exc:
+    except _ARCHIVE_ERRORS as exc:
         raise invalid_model_file(path, "it is not a model file") from exc
 
 
