@@ -17,7 +17,7 @@ from core import errors
 MAX_DECODED_BYTES = 128 * 1024 * 1024  # pixel budget in decoded bytes: rows x columns x frames
 # x samples x bytes per sample (a 7,700-pixel square at 16 bits fits)
 MAX_INFLATED_BYTES = MAX_DECODED_BYTES + (16 << 20)  # a Deflated dataset inflates no further
-MAX_READS = 100_000  # pydicom reads per parse: ~40,000 elements, far above any X-ray header
+MAX_READS = 40_000  # pydicom reads per parse: ~15,000 elements, far above any X-ray header
 DEFLATED_UID = b"1.2.840.10008.1.2.1.99"
 EXPLICIT_LITTLE_UID = b"1.2.840.10008.1.2.1\x00"
 WINDOW_IGNORED = "The display window stored in the DICOM file is invalid; the full range is shown."
@@ -62,16 +62,18 @@ def inflated(data: bytes, name: str) -> bytes:
     if syntax_at is None or DEFLATED_UID not in data[syntax_at : syntax_at + 32]:
         return data
     inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-    parts, total, pending = [], 0, memoryview(data)[meta_end:]
+    parts, total, body = [], 0, memoryview(data)[meta_end:]
     try:
-        while pending:
-            part = inflater.decompress(pending, 1 << 20)
-            total += len(part)
-            if total > MAX_INFLATED_BYTES:
-                raise _too_large(name)
-            parts.append(part)
-            pending = inflater.unconsumed_tail
-            if not part and not pending:
+        for start in range(0, len(body), 1 << 16):  # 64 KB in: at most ~66 MB out
+            pending = body[start : start + (1 << 16)]
+            while pending and not inflater.eof:
+                part = inflater.decompress(pending, 1 << 23)
+                total += len(part)
+                if total > MAX_INFLATED_BYTES:
+                    raise _too_large(name)
+                parts.append(part)
+                pending = inflater.unconsumed_tail
+            if inflater.eof:
                 break
     except zlib.error as exc:
         raise _corrupt(name) from exc

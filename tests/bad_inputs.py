@@ -187,3 +187,57 @@ def deflate_bomb(inflated_bytes: int = 300 * 1024 * 1024) -> bytes:
     chunk = b"\0" * (1 << 20)
     body = b"".join(packer.compress(chunk) for _ in range(inflated_bytes >> 20))
     return good[: _meta_end(good)] + body + packer.flush()
+
+
+def zeros_deflate_body(inflated_bytes: int) -> bytes:
+    """Raw deflate data inflating to `inflated_bytes` zeros, built in milliseconds: one
+    fully-flushed 1 MB block (self-contained, byte-aligned) repeated, then the final block."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    block = packer.compress(b"\0" * (1 << 20)) + packer.flush(zlib.Z_FULL_FLUSH)
+    return block * (inflated_bytes >> 20) + packer.flush()
+
+
+def deflated_bomb(inflated_bytes: int, group_length: bool = True) -> bytes:
+    """A Deflated DICOM whose ~1 MB-per-GB body inflates to `inflated_bytes`; without its file
+    meta group length element when `group_length` is False (the decoder must still find the
+    body)."""
+    good = dicom_bytes(xray_array(64, 64), DeflatedExplicitVRLittleEndian)
+    meta_end = _meta_end(good)
+    meta = good[:meta_end] if group_length else good[:132] + good[132 + 12 : meta_end]
+    return meta + zeros_deflate_body(inflated_bytes)
+
+
+def progressive_scan_bomb(scans: int = 5000, side: int = 1024) -> bytes:
+    """A progressive JPEG whose shortest scan is repeated until it has `scans` scans (each
+    repeat is a valid scan the decoder runs over the whole image)."""
+    gray = xray_array(side, side).astype(np.uint8)
+    data = raster_bytes(gray, "JPEG", progressive=True, quality=90)
+    end = data.rindex(b"\xff\xd9")
+    starts = [at for at in range(len(data) - 1) if data[at : at + 2] == b"\xff\xda"]
+    pieces = [data[a:b] for a, b in zip(starts, [*starts[1:], end], strict=True)]
+    scan = min(pieces, key=len)
+    at = starts[pieces.index(scan)] + len(scan)
+    return data[:at] + scan * max(0, scans - len(pieces)) + data[at:]
+
+
+def jp2_boxed(rows: int, columns: int, declared: int = 128) -> bytes:
+    """A JP2 file (signature, file type and header boxes declaring `declared` pixels a side)
+    whose codestream's SIZ marker says `rows` x `columns`."""
+
+    def box(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", 8 + len(payload)) + kind + payload
+
+    ihdr = box(b"ihdr", struct.pack(">IIHBBBB", declared, declared, 1, 7, 7, 0, 0))
+    siz = (
+        b"\xff\x51"
+        + struct.pack(">HH", 41, 0)
+        + struct.pack(">8I", columns, rows, 0, 0, columns, rows, 0, 0)
+    )
+    siz += struct.pack(">H", 1) + bytes([7, 1, 1])
+    codestream = b"\xff\x4f" + siz + b"\xff\x90" + b"\0" * 64 + b"\xff\xd9"
+    return (
+        b"\x00\x00\x00\x0cjP  \r\n\x87\n"
+        + box(b"ftyp", b"jp2 \x00\x00\x00\x00jp2 ")
+        + box(b"jp2h", ihdr)
+        + box(b"jp2c", codestream)
+    )
