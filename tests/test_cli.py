@@ -33,7 +33,8 @@ def test_json_lines_and_failure_exit_code(tiny_weights, tmp_path, capsys):
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert code == 1
     assert lines[0]["error"] == "UnsupportedFormatError"
-    assert lines[1]["path"] == str(good) and lines[1]["label"] in ("fractured", "normal", "not recognised")
+    assert lines[1]["path"] == str(good)
+    assert lines[1]["label"] in ("fractured", "normal", "not recognised")
 
 
 def test_study_and_heatmaps(tiny_weights, tmp_path, capsys):
