@@ -411,19 +411,25 @@ def _is_folder(path: Path) -> bool:
         return False
 
 
+class UnreadableFolder(type(Path())):
+    """A folder met while scanning that could not be listed: it gets its own error line."""
+
+
 def _images_in(folder: Path) -> list[Path]:
-    found = []
-    for root, dirs, files in os.walk(folder):  # unreadable sub-folders are skipped
+    """Files with an image name (pipes, devices and broken links included: reading them says
+    what is wrong), and every sub-folder that could not be listed, as `UnreadableFolder`."""
+    found: list[Path] = []
+
+    def unreadable(error: OSError) -> None:
+        found.append(UnreadableFolder(error.filename or folder))
+
+    for root, dirs, files in os.walk(folder, onerror=unreadable):
         dirs[:] = [name for name in dirs if not name.startswith(".")]
         for name in files:
             path = Path(root) / name
             if name.startswith(".") or path.suffix.lower() not in IMAGE_EXTENSIONS:
                 continue
-            try:
-                if stat.S_ISREG(os.stat(path).st_mode):
-                    found.append(path)
-            except OSError:
-                found.append(path)  # reading it will say what is wrong
+            found.append(path)
     return sorted(found)
 
 
@@ -483,6 +489,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
+    try:
+        return _report(args)
+    except BrokenPipeError:  # e.g. `| head`: the reader has gone, stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes at exit
+        return 1
+
+
+def _report(args: argparse.Namespace) -> int:
+    """One line (or JSON object) per input group, then the summary; the exit code."""
     groups = _groups(args.inputs, args.study)
     failures = 0
     outcomes = []  # results and failures, for the report outputs
@@ -490,6 +506,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             if not paths:
                 raise _no_images(name)
+            _check_folders(paths)
             if args.study:
                 result = analyze_study(paths, args.weights, bone=args.bone)
             else:
@@ -503,14 +520,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.json:
                 print(json.dumps({"path": name, "error": type(error).__name__, "message": message}))
             else:
-                print(f"{name:<48} ERROR: {message}")
+                print(shown_name(f"{name:<48} ERROR: {message}"))
             continue
         outcomes.append(result)
         if args.json:
             print(json.dumps(_row(result)))
         else:
             notes = "".join(f"  [{note}]" for note in result.notes)  # e.g. a file cut short
-            print(f"{name:<48} {_describe(result)}{notes}")
+            print(shown_name(f"{name:<48} {_describe(result)}{notes}"))
     if not args.json:
         print(
             f"\n{len(groups) - failures} analysed, {failures} failed. Decision support only: "
@@ -538,9 +555,24 @@ def _groups(inputs: Sequence[str], study: bool) -> list[tuple[str, list[Path]]]:
     return groups
 
 
+def shown_name(name: str) -> str:
+    """Text kept on one table line: control characters (a newline in a file name) escaped."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in str(name))
+
+
+def _check_folders(paths: Sequence[Path]) -> None:
+    """A folder that could not be listed is an error, not a silent gap."""
+    for path in paths:
+        if isinstance(path, UnreadableFolder):
+            raise errors.FileUnreadableError(
+                f"The folder '{shown_name(path)}' cannot be read, so its images were not analysed.",
+                "Ask for read access to the folder, or copy it to a folder of your own.",
+            )
+
+
 def _no_images(name: str) -> errors.NoImagesFoundError:
     return errors.NoImagesFoundError(
-        f"The folder '{name}' holds no X-ray images (PNG, JPEG, BMP, TIFF or DICOM).",
+        f"The folder '{shown_name(name)}' holds no X-ray images (PNG, JPEG, BMP, TIFF or DICOM).",
         "Check the folder, or give the image files themselves.",
     )
 

@@ -192,13 +192,15 @@ class _Source:
     def __init__(self, data: bytes) -> None:
         reader = io.BufferedReader(_ChunkedReader(data))
         self.seek, self.tell = reader.seek, reader.tell
-        self._read, self._reads = reader.read, 0
+        self._read, self._reads, self._size = reader.read, 0, len(data)
 
     def read(self, size: int = -1) -> bytes:
+        """At most what is left: a length field of 4 GB in a small file allocates nothing."""
         self._reads += 1
         if self._reads > MAX_READS:
             raise _TooManyReads()
-        return self._read(size)
+        left = max(0, self._size - self.tell())
+        return self._read(left if size is None or size < 0 or size > left else size)
 
 
 def _set_transfer_syntax(dataset) -> None:

@@ -1,13 +1,20 @@
 """Fuzzing the reader: byte mutations of PNG, JPEG, TIFF, BMP and DICOM seeds, and random bytes or
 small images, give a result or a typed error, never anything else.
 
-`pytest tests/test_fuzz.py --runslow -s` also runs the large campaign and prints its counts.
+Campaigns run in a child process under a 1.5 GB address-space limit (`tests/bounded.py`): a file
+that makes the reader allocate past it, or take longer than SLOW_CASE_SECONDS, fails the test
+instead of passing slowly. `pytest tests/test_fuzz.py --runslow -s` also runs the large campaign
+and prints its counts.
 """
 
 from __future__ import annotations
 
 import io
+import json
+import resource
 import struct
+import subprocess
+import sys
 import tempfile
 import time
 import warnings
@@ -32,6 +39,7 @@ import predictions
 from core.errors import TriageError
 from core.imaging import decode_xray, read_xray
 from tests import bad_inputs
+from tests.bounded import LIMIT, ROOT
 
 # Random bytes can look like a broken DICOM header; pydicom then warns before our typed error.
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:pydicom")
@@ -40,9 +48,9 @@ SETTINGS = settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 CI_MUTATIONS = 6_000
-LARGE_MUTATIONS = 60_000
+LARGE_MUTATIONS = 24_000
 ANALYSED_MUTATIONS = 400
-SLOW_CASE_SECONDS = 5.0  # one file taking longer than this counts as a hang
+SLOW_CASE_SECONDS = 5.0  # one file taking longer than this counts as a hang (issue 23: 10 s)
 INTERESTING = (0, 1, 0x7F, 0x80, 0xFF, 0x7FFF, 0x8000, 0xFFFF, 0x7FFFFFFF, 0xFFFFFFFF, 12_000)
 GARBAGE_VALUES = (b"ab", b"-1", b"0", b"1e400", b"nan", b"99999999", b"\xff\xfe", b"", b"1\\2\\3")
 DICOM_NUMBER_TAGS = (  # (group, element) of the header values that steer decoding
@@ -222,6 +230,10 @@ def campaign(count: int, seed: int, out_dir: Path) -> tuple[Counter, list[str], 
                 outcome = "image"
             except TriageError as error:
                 outcome = type(error).__name__
+                if _ran_out_of_memory(error):  # the limit stopped it, not a guard
+                    outcome = f"MEMORY {outcome}"
+                    (out_dir / f"memory_{index}_{name}").write_bytes(data)
+                    failures.append(f"mutation {index} of {name} ran out of memory")
             except Exception as error:  # noqa: BLE001 - what this test exists to find
                 outcome = f"UNTYPED {type(error).__name__}"
                 reproducer = out_dir / f"untyped_{index}_{name}"
@@ -234,6 +246,49 @@ def campaign(count: int, seed: int, out_dir: Path) -> tuple[Counter, list[str], 
                 failures.append(f"mutation {index} of {name} took {elapsed:.1f} s")
             outcomes[(_kind(name), outcome)] += 1
     return outcomes, failures, slowest
+
+
+def _ran_out_of_memory(error: BaseException) -> bool:
+    cause = error.__cause__ or error.__context__
+    while cause is not None:
+        if isinstance(cause, MemoryError):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
+def bounded_campaign(count: int, seed: int, out_dir: Path, limit: int = LIMIT) -> dict:
+    """`campaign` in a child process whose address space may grow by at most `limit` bytes;
+    returns its counts ('outcomes' as [kind, outcome, n]), failures, slowest case, peak memory."""
+    code = (
+        f"import sys; sys.path.insert(0, {str(ROOT)!r})\n"
+        f"from tests.test_fuzz import limited_campaign\n"
+        f"limited_campaign({count}, {seed}, {str(out_dir)!r}, {limit})\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=7200
+    )
+    if done.returncode != 0:
+        raise AssertionError(f"the campaign's process failed: {done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def limited_campaign(count: int, seed: int, out_dir: str, limit: int) -> None:
+    """The child's side of `bounded_campaign`: set the limit, run, print the result as JSON."""
+    size = next(
+        int(line.split()[1]) * 1024
+        for line in Path("/proc/self/status").read_text().splitlines()
+        if line.startswith("VmSize:")
+    )
+    resource.setrlimit(resource.RLIMIT_AS, (size + limit, size + limit))
+    outcomes, failures, slowest = campaign(count, seed, Path(out_dir))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    rows = [[kind, outcome, n] for (kind, outcome), n in outcomes.items()]
+    print(json.dumps({"outcomes": rows, "failures": failures, "slowest": slowest, "peak": peak}))
+
+
+def _counted(result: dict) -> Counter:
+    return Counter({(kind, outcome): n for kind, outcome, n in result["outcomes"]})
 
 
 def _kind(name: str) -> str:
@@ -257,9 +312,11 @@ def test_every_seed_is_read(tmp_path):
 
 
 def test_mutations_give_an_image_or_a_typed_error(tmp_path):
-    outcomes, failures, slowest = campaign(CI_MUTATIONS, seed=13, out_dir=tmp_path)
-    print(_report(outcomes, slowest))
+    result = bounded_campaign(CI_MUTATIONS, seed=13, out_dir=tmp_path)
+    outcomes, failures = _counted(result), result["failures"]
+    print(_report(outcomes, result["slowest"]), f"\npeak memory {result['peak'] / 2**20:.0f} MB")
     assert not failures, "\n".join(failures[:20])
+    assert result["peak"] < LIMIT
     assert sum(outcomes.values()) == CI_MUTATIONS
     kinds = {kind for kind, _ in outcomes}
     assert kinds == {"PNG", "JPEG", "TIFF", "BMP", "DICOM"}
@@ -268,9 +325,11 @@ def test_mutations_give_an_image_or_a_typed_error(tmp_path):
 
 @pytest.mark.runslow
 def test_large_mutation_campaign(tmp_path):
-    outcomes, failures, slowest = campaign(LARGE_MUTATIONS, seed=2026, out_dir=tmp_path)
-    print(_report(outcomes, slowest))
-    assert not failures, "\n".join(failures[:20])
+    result = bounded_campaign(LARGE_MUTATIONS, seed=2026, out_dir=tmp_path)
+    print(_report(_counted(result), result["slowest"]))
+    print(f"peak memory {result['peak'] / 2**20:.0f} MB")
+    assert not result["failures"], "\n".join(result["failures"][:20])
+    assert result["peak"] < LIMIT
 
 
 def test_mutated_files_through_the_whole_analysis(tiny_weights, tmp_path):
