@@ -5,6 +5,10 @@ limit; and the same pixels give the same answer."""
 from __future__ import annotations
 
 import io
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -221,3 +225,124 @@ def test_grey_levels_are_a_function_of_the_rounded_pixels():
     nudged = pixels + np.float32(1e-6)
     assert np.array_equal(grey_levels(pixels), grey_levels(np.clip(nudged, 0, 1)))
     assert set(np.unique(np.rint(grey_levels(pixels) * 255))) <= set(range(256))
+
+
+# ----------------------------------------------------------------------------- one decision
+
+
+def test_not_recognised_carries_no_verdict_anywhere(tmp_path, tiny_weights, capsys):
+    """The image the window calls 'not recognised': the API, JSON and table give no fracture
+    label, no boxes and no label confidence; the model's number is kept under its own name."""
+    import shutil
+
+    from core import engine
+    from tests.factories import write_image
+
+    weights = tmp_path / "w"
+    shutil.copytree(tiny_weights, weights)
+    raw = json.loads((weights / "manifest.json").read_text())
+    raw["recognition_threshold"] = 0.99  # random heads are never this sure: not recognised
+    (weights / "manifest.json").write_text(json.dumps(raw))
+    engine.clear_cache()
+    image = write_image(tmp_path / "x.png")
+    result = predictions.analyze(image, weights)
+    assert not result.recognised
+    assert result.label == predictions.NOT_RECOGNISED == "not recognised"
+    assert result.boxes == () and result.label_confidence is None
+    assert 0.0 < result.model_fracture_probability < 1.0  # the model's number, not a verdict
+    capsys.readouterr()
+    predictions.main([str(image), "--json", "--weights", str(weights)])
+    row = json.loads(capsys.readouterr().out)
+    assert row["label"] == "not recognised" and row["label_confidence"] is None
+    assert "fracture_probability" not in row
+    assert row["model_fracture_probability"] == result.model_fracture_probability
+    predictions.main([str(image), "--weights", str(weights)])
+    line = capsys.readouterr().out.splitlines()[0]
+    assert "no verdict" in line and "fractured" not in line and "normal" not in line
+    chosen = predictions.analyze(image, weights, bone="Hand")
+    assert chosen.label in ("fractured", "normal") and chosen.label_confidence >= 0.5
+    engine.clear_cache()
+
+
+def test_study_says_when_its_views_disagree(tmp_path, tiny_weights):
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    pixels = bad_inputs.xray_array(96, 128, top=4000)
+    views = [
+        bad_inputs.write(
+            tmp_path / f"{part}.dcm",
+            bad_inputs.dicom_bytes(pixels, ExplicitVRLittleEndian, BodyPartExamined=part),
+        )
+        for part in ("ELBOW", "HAND", "SHOULDER")
+    ]
+    study = predictions.analyze_study(views, tiny_weights)
+    assert not study.views_agree
+    assert study.view_bones == ("Elbow", "Hand", "Shoulder")
+    assert study.notes[0].startswith("The views disagree on the bone type (ELBOW.dcm Elbow")
+    same = predictions.analyze_study(views[:1] * 2, tiny_weights)
+    assert same.views_agree and not any("disagree" in note for note in same.notes)
+
+
+@pytest.mark.parametrize("side", [32, 63])
+def test_thumbnail_is_refused_as_too_small(tmp_path, tiny_weights, side):
+    from tests.factories import write_image, xray_like
+
+    image = write_image(tmp_path / "thumb.png", xray_like(side, side))
+    with pytest.raises(errors.ImageTooSmallError, match="too small .* to show a fracture"):
+        predictions.analyze(image, tiny_weights)
+    with pytest.raises(errors.ImageTooSmallError):
+        predictions.analyze_study([image], tiny_weights)
+    assert predictions.MIN_ANALYSIS_SIDE == 64
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def test_closed_pipe_ends_quietly(tmp_path, tiny_weights):
+    """`predictions.py ... --json | head -1`: no BrokenPipeError traceback."""
+    from tests.factories import write_image
+
+    for index in range(3):
+        write_image(tmp_path / "in" / f"{index}.png")
+    command = (
+        f"{sys.executable} predictions.py {tmp_path / 'in'} --json --weights {tiny_weights}"
+        " | head -1"
+    )
+    done = subprocess.run(
+        ["bash", "-c", command], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert len(done.stdout.splitlines()) == 1
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
+
+
+def test_every_entry_with_an_image_name_gets_a_line(tmp_path, tiny_weights, capsys, monkeypatch):
+    """A pipe, a link to a device and an unlistable sub-folder each get an error line; a
+    newline in a file name does not break its line."""
+    from tests.factories import write_image
+
+    folder = tmp_path / "in"
+    write_image(folder / "good.png")
+    write_image(folder / "two\nlines.png")
+    os.mkfifo(folder / "pipe.png")
+    (folder / "device.dcm").symlink_to("/dev/null")
+    (folder / "locked").mkdir()
+    write_image(folder / "locked" / "hidden.png")
+    real_scandir = os.scandir
+
+    def scandir(path="."):  # tests run as root, who lists any folder: refuse this one
+        if str(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    code = predictions.main([str(folder), "--weights", str(tiny_weights)])
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 1
+    table = [line for line in lines if line.startswith(str(folder))]
+    assert len(table) == 5, lines
+    by_name = {Path(line.split()[0]).name: line for line in table}
+    assert "pipe or a socket" in by_name["pipe.png"]
+    assert "pipe or a socket" in by_name["device.dcm"]
+    assert "cannot be read" in by_name["locked"]
+    assert any("two\\nlines.png" in line and "ERROR" not in line for line in table)
+    assert "2 analysed, 3 failed" in "\n".join(lines)
