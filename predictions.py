@@ -171,9 +171,7 @@ def _read(path: str | Path) -> np.ndarray:
 
 
 def _versions(engine) -> dict[str, str]:
-    manifest = engine.manifest
-    entries = [*manifest.networks.values(), *manifest.heads.values()]
-    return {entry.name: entry.version or entry.sha256[:12] for entry in entries}
+    return engine.manifest.versions()
 
 
 def _label(probability: float, threshold: float, recognised: bool = True) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -108,3 +109,18 @@ def default_screenshot_name(
         return f"{result.model_bone}_not-recognised_{stamp}.png"
     source = {CHOSEN: "-chosen", FROM_TAG: "-DICOM"}.get(result.bone_source, "")
     return f"{result.bone}{source}_{result.label}_{stamp}.png"
+
+
+def wrap_path(path: str, width: int = 48) -> str:
+    """A long path broken into lines after its separators, never inside a name (a dialog or
+    label would otherwise break it mid-word); a single name longer than `width` stays whole."""
+    text = str(path)
+    parts = [part for part in re.split(r"(?<=[/\\])", text) if part]
+    lines, current = [], ""
+    for part in parts:
+        if current and len(current) + len(part) > width:
+            lines.append(current)
+            current = ""
+        current += part
+    lines.append(current)
+    return "\n".join(lines)

@@ -56,9 +56,6 @@ def models_text(weights_dir: str | Path | None = None) -> str:
         lines.append(f"  {line}")
     if card.get("attribution"):
         lines.append(f"Data: {card['attribution']}")
-    versions = ", ".join(
-        f"{entry.name} {entry.version}"
-        for entry in (*manifest.networks.values(), *manifest.heads.values())
-    )
-    lines.append(f"Model versions: {versions}")
+    lines.append("Model versions:")
+    lines.extend(f"  {name}: {version}" for name, version in manifest.versions().items())
     return "\n".join(lines)

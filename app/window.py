@@ -14,7 +14,14 @@ import numpy.ma  # noqa: F401 - np.percentile imports it on first use: here, not
 from PIL import Image, ImageTk
 
 from app.capture import save_screenshot
-from app.formatting import AMBER, DISCLAIMER, default_screenshot_name, describe, shown_boxes
+from app.formatting import (
+    AMBER,
+    DISCLAIMER,
+    default_screenshot_name,
+    describe,
+    shown_boxes,
+    wrap_path,
+)
 from app.info import info_text
 from app.worker import Worker
 from app.worklist import Row
@@ -64,6 +71,7 @@ class FractureApp(ctk.CTk):
         self.preview_image: Image.Image | None = None  # its small copy, made off the Tk thread
         self._opening = False  # a file is being decoded (in a thread)
         self.result = None
+        self.result_status = ""  # the status line of the last result (kept beside a heatmap)
         self.overlay_image: Image.Image | None = None
         self.models_ready = False
         self.uploads_allowed = False
@@ -532,8 +540,11 @@ class FractureApp(ctk.CTk):
                 "Use your system's screenshot tool instead.",
             )
             return
-        self.status_label.configure(text=f"Saved to {path}")
-        self.show_message("Result saved", f"The screenshot was saved to:\n{path}")
+        self.status_label.configure(text=f"Saved to\n{wrap_path(path, 40)}")
+        self.show_message(
+            "Result saved",
+            f"The screenshot {path.name} was saved in the folder:\n{wrap_path(path.parent)}",
+        )
 
     # ------------------------------------------------------------------ worker plumbing
 
@@ -592,7 +603,8 @@ class FractureApp(ctk.CTk):
             self.offer_frame.grid(row=10, column=0, padx=12, pady=(6, 2), sticky="ew")
         else:
             self.offer_frame.grid_remove()
-        self.status_label.configure(text=f"Done in {result.seconds:.2f} s")
+        self.result_status = f"Done in {result.seconds:.2f} s"
+        self.status_label.configure(text=self.result_status)
         if self.worklist is not None:
             self.worklist.result_changed(result)  # a worklist file analysed again
         self.save_button.grid(row=11, column=0, padx=12, pady=(12, 12), sticky="ew")
@@ -608,6 +620,9 @@ class FractureApp(ctk.CTk):
             self._report(error)
             return
         self.overlay_image = overlay
+        self.status_label.configure(
+            text=f"{self.result_status}. Heatmap: where the fracture model looked."
+        )
         self.refresh_preview()
 
     def _report(self, error: BaseException) -> None:

@@ -55,11 +55,24 @@ def draw_boxes(image: Image.Image, boxes, image_shape: tuple[int, int]) -> Image
     scale = canvas.width / image_shape[1]
     draw = ImageDraw.Draw(canvas)
     line = max(2, round(canvas.width / 250))
+    font = label_font(canvas.width)
+    pad = max(2, font.size // 5)
     for rank, box in enumerate(boxes, start=1):
         corners = [round(value * scale) for value in (box.x0, box.y0, box.x1, box.y1)]
         draw.rectangle(corners, outline=BOX_COLOUR, width=line)
         label = f"{rank}: {box.probability:.0%}"
-        x, y = corners[0], max(0, corners[1] - 14)
-        draw.rectangle(draw.textbbox((x, y), label), fill=(0, 0, 0))
-        draw.text((x, y), label, fill=BOX_COLOUR)
+        left, top, right, bottom = draw.textbbox((0, 0), label, font=font)
+        height = bottom - top + 2 * pad
+        x = min(max(0, corners[0]), max(0, canvas.width - (right - left) - 2 * pad))
+        y = corners[1] - height if corners[1] >= height else corners[1] + line  # above, or inside
+        draw.rectangle((x, y, x + right - left + 2 * pad, y + height), fill=(0, 0, 0))
+        draw.text((x + pad - left, y + pad - top), label, fill=(255, 255, 255), font=font)
     return canvas
+
+
+def label_font(width: int):
+    """A scalable font for box labels, about 1/30 of the image width and at least 14 px: the
+    default bitmap font (10 px) cannot be read on a preview or a saved screenshot."""
+    from PIL import ImageFont
+
+    return ImageFont.load_default(size=max(14, round(width / 30)))

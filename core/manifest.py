@@ -106,6 +106,11 @@ class Manifest:
         """The network a head reads its features from."""
         return self.networks[head.network]
 
+    def versions(self) -> dict[str, str]:
+        """Each network's and head's version, or the start of its checksum when it has none."""
+        entries = [*self.networks.values(), *self.heads.values()]
+        return {e.name: e.version or f"sha256 {e.sha256[:12]}" for e in entries}
+
     def path_of(self, entry: NetworkEntry | HeadEntry) -> Path:
         """Absolute path of a model file (already confined to the folder on reading)."""
         return self.folder / entry.file
