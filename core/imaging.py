@@ -235,6 +235,7 @@ def _open_raster(data: bytes, name: str) -> Image.Image:
             if opened.width * opened.height > MAX_PIXELS:
                 raise _too_large(name, opened.width, opened.height)
             _check_codestream(data, name)
+            _check_tiles(opened, name)
             opened.load()
             return ImageOps.exif_transpose(opened)
     except errors.TriageError:
@@ -272,6 +273,19 @@ def _check_codestream(data: bytes, name: str) -> None:
         return  # Pillow's decoder gives the damaged-file error
     if size is not None and size[0] * size[1] > MAX_PIXELS:
         raise _too_large(name, size[1], size[0])
+
+
+def _check_tiles(opened: Image.Image, name: str) -> None:
+    """A TIFF whose strips or tiles cover only part of the size it declares (a 64 x 524,336
+    image from 3 KB of pixels) is damaged: refused before Pillow allocates the whole size."""
+    if opened.format != "TIFF":
+        return
+    covered = sum(
+        max(0, right - left) * max(0, bottom - top)
+        for _codec, (left, top, right, bottom), *_rest in opened.tile
+    )
+    if covered < opened.width * opened.height:
+        raise _damaged(name)
 
 
 def _damaged(name: str) -> errors.CorruptImageError:
