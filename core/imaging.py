@@ -214,18 +214,25 @@ def is_dicom(data: bytes, name: str) -> bool:
 
 def _read_raster(data: bytes, name: str) -> tuple[np.ndarray, tuple[str, ...]]:
     """Decode PNG/JPEG/BMP/TIFF (8 or 16 bit, any mode), honouring EXIF orientation."""
+    if _jpeg_cut_short(data) and _JPEG_END not in data:  # plainly cut: no failing first decode
+        return _read_cut_jpeg(data, name)
     try:
         image = _open_raster(data, name)
-        notes = (CUT_SHORT,) if data.startswith(b"\x89PNG") and not data.endswith(_PNG_END) else ()
     except errors.CorruptImageError:
         if not _jpeg_cut_short(data):
             raise
-        image = _open_raster(data + _JPEG_END, name)
-        rows = _jpeg_rows_after_cut(data, image)
-        if rows > LAST_BLOCK_ROW:
-            raise
-        notes = (CUT_SHORT_EDGE if rows else CUT_SHORT,)
+        return _read_cut_jpeg(data, name)  # e.g. cut after an embedded thumbnail's end marker
+    notes = (CUT_SHORT,) if data.startswith(b"\x89PNG") and not data.endswith(_PNG_END) else ()
     return _to_gray(image, name), notes
+
+
+def _read_cut_jpeg(data: bytes, name: str) -> tuple[np.ndarray, tuple[str, ...]]:
+    """A JPEG cut short: its pixels when at most the last row of blocks is missing."""
+    image = _open_raster(data + _JPEG_END, name)
+    rows = _jpeg_rows_after_cut(data, image)
+    if rows > LAST_BLOCK_ROW:
+        raise _damaged(name)
+    return _to_gray(image, name), (CUT_SHORT_EDGE if rows else CUT_SHORT,)
 
 
 def _open_raster(data: bytes, name: str) -> Image.Image:
@@ -302,7 +309,8 @@ def _jpeg_rows_after_cut(data: bytes, image: Image.Image) -> int:
     """How many pixel rows at the bottom lie after the point where a cut JPEG's data ends.
 
     The file is decoded a second time with filler bytes before the end marker: rows whose data
-    is in the file decode the same both times; rows after the cut differ.
+    is in the file decode the same both times; rows after the cut differ. (So a cut JPEG is
+    decoded twice, an intact one once; a scan bomb is refused before either.)
     """
     try:
         other = _open_raster(data + b"\x55" * 256 + _JPEG_END, "")
