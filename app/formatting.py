@@ -9,7 +9,6 @@ from datetime import datetime
 from predictions import (
     CHOSEN,
     FRACTURED,
-    FROM_MODEL,
     FROM_TAG,
     Prediction,
     StudyPrediction,
@@ -69,10 +68,8 @@ def describe(result: Prediction | StudyPrediction, show_boxes: bool = False) -> 
     detail = (
         f"Fracture probability {result.fracture_probability:.2f} (threshold {result.threshold:.2f})"
     )
-    if isinstance(result, StudyPrediction):
+    if isinstance(result, StudyPrediction):  # views that disagree are named in the notes
         detail += f"; mean of {len(result.paths)} views"
-        if not result.views_agree and result.bone_source == FROM_MODEL:
-            detail += f"; views disagree on bone type: {', '.join(result.view_bones)}"
     if show_boxes:
         detail += f"\n{boxes_text(result)}"
     return ResultText(

@@ -134,12 +134,18 @@ def test_study_with_chosen_bone():
         "Type: Elbow (chosen by you)\nModel's guess: Hand 29% (other region 50%)"
     )
     assert "mean of 2 views" in text.detail_text
-    assert "views disagree" not in text.detail_text  # the user set the bone for the whole study
 
 
-def test_study_where_the_model_decides_reports_disagreeing_views():
-    text = describe(study(bone="Hand", bone_source=FROM_MODEL, model_agrees=True))
-    assert "views disagree on bone type: Hand, Shoulder" in text.detail_text
+def test_study_shows_its_disagreeing_views_once_in_the_notes():
+    """analyze_study puts the disagreement in the study's notes (issue 23); the window shows
+    the notes, recognised or not, and the detail line does not repeat it."""
+    note = "The views disagree on the bone type (a.png Hand, b.png Shoulder)."
+    for result in (
+        study(bone="Hand", bone_source=FROM_MODEL, model_agrees=True, notes=(note,)),
+        study(recognised=False, label="not recognised", notes=(note,)),
+    ):
+        text = describe(result)
+        assert note in text.note_text and "disagree" not in text.detail_text
 
 
 def test_screenshot_name_says_who_set_the_bone():
