@@ -38,7 +38,7 @@ from core.imaging import IMAGE_EXTENSIONS, XrayImage, prepare, preprocess, read_
 from core.models import BONES, is_recognised
 
 FRACTURED, NORMAL, NOT_RECOGNISED = "fractured", "normal", "not recognised"
-MIN_ANALYSIS_SIDE = 64  # pixels; a smaller image (a thumbnail) cannot show a fracture
+MIN_ANALYSIS_SIDE = 48  # pixels; a smaller image (a thumbnail) cannot show a fracture
 FROM_MODEL, FROM_TAG, CHOSEN = "model", "DICOM tag", "chosen"
 
 

@@ -289,7 +289,7 @@ def test_study_says_when_its_views_disagree(tmp_path, tiny_weights):
     assert same.views_agree and not any("disagree" in note for note in same.notes)
 
 
-@pytest.mark.parametrize("side", [32, 63])
+@pytest.mark.parametrize("side", [32, 47])
 def test_thumbnail_is_refused_as_too_small(tmp_path, tiny_weights, side):
     from tests.factories import write_image, xray_like
 
@@ -298,7 +298,7 @@ def test_thumbnail_is_refused_as_too_small(tmp_path, tiny_weights, side):
         predictions.analyze(image, tiny_weights)
     with pytest.raises(errors.ImageTooSmallError):
         predictions.analyze_study([image], tiny_weights)
-    assert predictions.MIN_ANALYSIS_SIDE == 64
+    assert predictions.MIN_ANALYSIS_SIDE == 48
 
 
 # ----------------------------------------------------------------------------- command line
