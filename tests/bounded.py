@@ -19,9 +19,9 @@ CHILD = r"""
 import json, resource, sys, time
 sys.path.insert(0, ROOT)
 
-def virtual_size():
+def status(field):
     for line in open("/proc/self/status"):
-        if line.startswith("VmSize:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) * 1024
     return 0
 
@@ -30,9 +30,9 @@ from core.bone_routing import bone_from_dicom
 from core.errors import TriageError
 
 CALLS = {"route": bone_from_dicom, "open": predictions._opened}
-start_vm = virtual_size()
+start_vm = status("VmSize")
 resource.setrlimit(resource.RLIMIT_AS, (start_vm + LIMIT, start_vm + LIMIT))
-base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+base_rss = status("VmHWM")
 results = []
 for call in CALLS_WANTED:
     start = time.perf_counter()
@@ -49,7 +49,7 @@ for call in CALLS_WANTED:
     except BaseException as error:
         outcome = "UNTYPED " + type(error).__name__
     results.append({"call": call, "outcome": outcome, "seconds": time.perf_counter() - start})
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+peak = status("VmHWM")  # this process's own peak (ru_maxrss keeps the parent's over exec)
 print(json.dumps({"calls": results, "peak_bytes": peak, "base_bytes": base_rss}))
 """
 

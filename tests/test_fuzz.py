@@ -282,7 +282,11 @@ def limited_campaign(count: int, seed: int, out_dir: str, limit: int) -> None:
     )
     resource.setrlimit(resource.RLIMIT_AS, (size + limit, size + limit))
     outcomes, failures, slowest = campaign(count, seed, Path(out_dir))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = next(  # this process's own peak (ru_maxrss keeps the parent's over exec)
+        int(line.split()[1]) * 1024
+        for line in Path("/proc/self/status").read_text().splitlines()
+        if line.startswith("VmHWM:")
+    )
     rows = [[kind, outcome, n] for (kind, outcome), n in outcomes.items()]
     print(json.dumps({"outcomes": rows, "failures": failures, "slowest": slowest, "peak": peak}))
 

@@ -303,7 +303,9 @@ def test_a_capture_without_verdict_says_so_and_draws_no_box(dicom_elbow, results
 
 def test_a_probability_next_to_its_threshold_is_shown_apart_from_it(results):
     result = next(r for r in results if isinstance(r, predictions.Prediction) and r.recognised)
-    close = dataclasses.replace(result, fracture_probability=0.4962, threshold=0.5, label="normal")
+    close = dataclasses.replace(
+        result, model_fracture_probability=0.4962, threshold=0.5, label="normal"
+    )
     assert probability_text(make_row(close)) == "0.496 (threshold 0.500)"
-    far = dataclasses.replace(result, fracture_probability=0.83, threshold=0.5)
+    far = dataclasses.replace(result, model_fracture_probability=0.83, threshold=0.5)
     assert probability_text(make_row(far)) == "0.83 (threshold 0.50)"
