@@ -189,15 +189,17 @@ def bone_from_bytes(data: bytes, name: str) -> TagRouting:
 
 
 def study_of(path: str | Path) -> tuple[str, str] | None:
-    """(StudyInstanceUID, StudyDescription) from a DICOM file's header, pixels not read; None for
-    a file that is not DICOM, cannot be read or names no study."""
-    path = Path(path)
-    try:
-        if not _looks_like_dicom(path):
-            return None
-        import pydicom
+    """(StudyInstanceUID, StudyDescription) from a DICOM file's header, pixels not read, through
+    the decoder's guards (size limit first, capped inflate, bounded reads); None for a file that
+    is not DICOM, cannot be read or names no study."""
+    from core.dicom import read_header
+    from core.imaging import is_dicom, read_file_bytes
 
-        dataset = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+    try:
+        data = read_file_bytes(path)
+        if not is_dicom(data, Path(path).name):
+            return None
+        dataset = read_header(data, Path(path).name)
         uid, description = _value(dataset, "StudyInstanceUID"), _value(dataset, "StudyDescription")
     except Exception:  # noqa: BLE001 - an unreadable header groups the file by its folder
         return None

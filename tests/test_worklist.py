@@ -41,7 +41,7 @@ def prediction(path: str, probability: float, recognised: bool = True, bone: str
         bone_probabilities={"Elbow": 0.1, "Hand": 0.8, "Shoulder": 0.05, "Other": 0.05},
         recognised=recognised,
         recognition_threshold=0.75,
-        fracture_probability=probability,
+        model_fracture_probability=probability,
         label=FRACTURED if probability >= 0.5 else NORMAL,
         threshold=0.5,
         model_versions={},
