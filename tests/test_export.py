@@ -77,9 +77,9 @@ def test_dynamic_int8_is_kept_when_int8_alone_fails(two_networks, records, tmp_p
     tried: list[dict[str, str]] = []
     real_analyse = export.analyse_with
 
-    def recording_analyse(folder, records_, quantized):
+    def recording_analyse(folder, records_, quantized, keep=()):
         tried.append(dict(quantized))
-        return real_analyse(folder, records_, quantized)
+        return real_analyse(folder, records_, quantized, keep)
 
     def rule(reference, candidate, records_):
         report = real_compare(reference, candidate, records_)
@@ -96,6 +96,25 @@ def test_dynamic_int8_is_kept_when_int8_alone_fails(two_networks, records, tmp_p
     engine.clear_cache()
     result = predictions.analyze(records[0].path, weights)
     assert 0.0 <= result.fracture_probability <= 1.0
+
+
+def test_choosing_one_network_keeps_the_others_as_they_are(two_networks, records, tmp_path):
+    """A shipped folder holds only the chosen file of its older networks: --choose --networks
+    NAME decides NAME alone and leaves the others (here `shared`, float32 file removed) alone."""
+    weights = tmp_path / "weights"
+    shutil.copytree(two_networks, weights)
+    export.use_variant(weights, "shared", "dynamic-int8")
+    (weights / "shared.float32.tflite").unlink()
+    with pytest.raises(Exception, match="shared.float32.tflite"):
+        export.choose(weights, records)
+    choice = export.choose(weights, records, only=("fracture",))
+    assert choice["chosen"]["shared"] == "dynamic-int8"
+    assert "kept as they were: shared" in choice["rule"]
+    manifest = read_manifest(weights)
+    assert manifest.networks["shared"].file == "shared.dynamic-int8.tflite"
+    assert "test_split" in manifest.networks["fracture"].details["parity"]
+    assert "test_split" not in manifest.networks["shared"].details.get("parity", {})
+    engine.clear_cache()
 
 
 def test_merge_takes_the_other_folders_networks_and_heads(tiny_weights, two_networks, tmp_path):

@@ -161,16 +161,19 @@ def use_variant(weights: Path, name: str, quantization: str) -> None:
     manifest_io.write_raw(weights, raw)
 
 
-def analyse_with(weights: Path, records: list, quantized: dict[str, str]) -> list:
+def analyse_with(
+    weights: Path, records: list, quantized: dict[str, str], keep: tuple[str, ...] = ()
+) -> list:
     """The app's results on `records` with each network of `quantized` in the variant given
-    there (e.g. {"shared": "int8"}), every other network in float32."""
+    there (e.g. {"shared": "int8"}), the networks in `keep` as they are, every other in float32."""
     import predictions
 
     with tempfile.TemporaryDirectory() as temporary:
         folder = Path(temporary) / "weights"
         shutil.copytree(weights, folder)
         for name in manifest_io.load_raw(folder)["networks"]:
-            use_variant(folder, name, quantized.get(name, "float32"))
+            if name not in keep:
+                use_variant(folder, name, quantized.get(name, "float32"))
         return [predictions.analyze(record.path, folder) for record in records]
 
 
@@ -208,29 +211,34 @@ def _answer(result) -> str:
     return max(result.bone_probabilities, key=result.bone_probabilities.get)
 
 
-def choose(weights: Path, records: list) -> dict[str, Any]:
+def choose(weights: Path, records: list, only: tuple[str, ...] = ()) -> dict[str, Any]:
     """Per network, the fastest quantized variant that earns its place on `records` (tried alone,
     the other networks float32: int8, then dynamic-int8), else float32; then measure the chosen
-    combination. Both are recorded in the manifest."""
+    combination. Both are recorded in the manifest. With `only`, just those networks are chosen
+    and every other keeps the variant it has (e.g. when their float32 files are not at hand)."""
     raw = manifest_io.load_raw(weights)
-    reference = analyse_with(weights, records, {})
-    chosen: dict[str, str] = {}
+    keep = tuple(name for name in raw["networks"] if only and name not in only)
+    reference = analyse_with(weights, records, {}, keep)
+    chosen: dict[str, str] = {name: raw["networks"][name]["quantization"] for name in keep}
     for name, entry in raw["networks"].items():
+        if name in keep:
+            continue
         reports = entry.setdefault("parity", {})["test_split"] = {}
         for quantization in QUANTIZED:
             if quantization not in entry.get("variants", {}):
                 continue
-            candidate = analyse_with(weights, records, {name: quantization})
+            candidate = analyse_with(weights, records, {name: quantization}, keep)
             reports[quantization] = compare(reference, candidate, records)
             if reports[quantization]["earns_its_place"]:
                 chosen[name] = quantization
                 break
         chosen.setdefault(name, "float32")
     combined = compare(reference, analyse_with(weights, records, chosen), records)
+    kept_note = f"; kept as they were: {', '.join(keep)}" if keep else ""
     raw["quantization_choice"] = {
         "rule": f"a quantized variant if, with only that network quantized, the bone-type answer "
         f"matches float on >= {INT8_MIN_AGREEMENT:.1%} of test images and every fracture AUROC "
-        f"drops by <= {INT8_MAX_AUROC_DROP}; int8 tried first, then dynamic-int8",
+        f"drops by <= {INT8_MAX_AUROC_DROP}; int8 tried first, then dynamic-int8{kept_note}",
         "chosen": chosen,
         "chosen_combination_vs_all_float32": combined,
     }
@@ -268,6 +276,9 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="each fracture head takes its boxes and heatmap from the head KEY_map",
     )
+    parser.add_argument(
+        "--networks", default="", help="with --choose: only these networks (comma-separated)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     for other in args.merge:
@@ -280,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--data is needed to export or to choose")
     splits, _ = datasets.load_splits(datasets.detect_kind(args.data), args.data, seed=args.seed)
     if args.choose:
-        choose(args.weights, splits["test"])
+        choose(args.weights, splits["test"], tuple(filter(None, args.networks.split(","))))
         return 0
     reexport(args.weights, splits["train"])
     return 0

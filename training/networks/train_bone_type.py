@@ -41,7 +41,7 @@ from training.networks.backbones import BACKBONES
 from training.threads import configure_threads
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-DEFAULT_INIT = ROOT / "weights" / "backbone_resnet50.npz"
+DEFAULT_INIT = ROOT / "training" / "init" / "backbone_resnet50.npz"
 NETWORK_NAME = "bone_type"
 FEATURE_LAYERS = ("conv5_block3_out", "pw13_relu")  # the last feature map: ResNet50, MobileNet v1
 FROZEN_PREFIXES = ("conv1_", "pool1_", "conv2_", "conv0")  # the stem (ResNet50: and stage 2)

@@ -28,7 +28,8 @@ from training.threads import configure_threads
 
 HEADS = ("shared", "Elbow", "Hand", "Shoulder")  # columns of the cell-logit map
 TRUNK_LAYER = "conv4_block6_out"
-SHIPPED_BACKBONE = Path(__file__).resolve().parents[2] / "weights" / "backbone_resnet50.npz"
+# the float16 ResNet50 that earlier releases started from (a training input, not in weights/)
+SHIPPED_BACKBONE = Path(__file__).resolve().parents[1] / "init" / "backbone_resnet50.npz"
 
 
 # ----------------------------------------------------------------------------- model
