@@ -262,9 +262,16 @@ def _prediction(path: str, raw, engine, route: _Route, image, seconds: float) ->
         model_versions=_versions(engine),
         seconds=seconds,
         boxes=_boxes(engine, raw, bone, image.pixels.shape) if recognised else (),
-        notes=image.notes + (_turn_notes(raw.quarter_turns) if decision["recognised"] else ()),
+        notes=image.notes
+        + ((*_turn_notes(raw.quarter_turns), *_model_note(manifest, bone)) if recognised else ()),
         **decision,
     )
+
+
+def _model_note(manifest, bone: str) -> tuple[str, ...]:
+    """Which fracture model gave the verdict (the manifest's `answered_by`), beside a verdict."""
+    answered_by = manifest.fracture[bone].details.get("answered_by")
+    return (f"Fracture model: {answered_by}.",) if answered_by else ()
 
 
 def _turn_notes(quarter_turns: int) -> tuple[str, ...]:

@@ -121,6 +121,7 @@ def test_fitted_verdict_is_what_the_app_computes(tmp_path, monkeypatch):
     assert terms_of(manifest) == {"fracture_term_fracture"}  # one term: no per-bone offsets
     assert [h.network for h in manifest.verdict_of("Hand")] == ["shared", "fracture"]
     assert (tmp_path / "cache").is_dir() and any((tmp_path / "cache").iterdir())
+    assert "the all-region model" in hand.details["answered_by"]
 
     monkeypatch.setattr(fit_verdict, "BONE_STRENGTHS", (0.3,))  # offsets whatever CV would say
     assert fit_command(weights, data, tmp_path / "cache", "--bone-offsets") == 0
@@ -129,6 +130,7 @@ def test_fitted_verdict_is_what_the_app_computes(tmp_path, monkeypatch):
     assert terms_of(manifest) == per_bone  # the single term is gone, file and entry
     assert not (weights / "fracture_term_fracture_head.npz").exists()
     assert manifest.fracture["Hand"].plus_heads == ("fracture_term_fracture_hand",)
+    assert manifest.fracture["Hand"].details["answered_by"].startswith("the hand model")
 
     record = datasets.load_splits("fracatlas", data)[0]["val"][0]
     gray = read_xray(record.path)

@@ -71,6 +71,24 @@ def test_threshold_from_manifest_decides_label(tmp_path, sample_png):
     assert result.label_confidence == pytest.approx(1 - result.fracture_probability)
 
 
+def test_a_verdict_names_the_model_that_gave_it(tmp_path, sample_png):
+    folder = make_random_weights(tmp_path / "m", favour_bone="Hand", fracture_logit=2.0)
+    assert not any(
+        n.startswith("Fracture model") for n in predictions.analyze(sample_png, folder).notes
+    )
+    raw = json.loads((folder / "manifest.json").read_text())
+    raw["heads"]["fracture_hand"]["answered_by"] = "the all-region model"
+    (folder / "manifest.json").write_text(json.dumps(raw))
+    engine.clear_cache()
+    assert "Fracture model: the all-region model." in predictions.analyze(sample_png, folder).notes
+    other = make_random_weights(tmp_path / "o", favour_bone="Other", fracture_logit=2.0)
+    raw = json.loads((other / "manifest.json").read_text())
+    raw["heads"]["fracture_hand"]["answered_by"] = "the all-region model"
+    (other / "manifest.json").write_text(json.dumps(raw))
+    engine.clear_cache()
+    assert not predictions.analyze(sample_png, other).notes  # no verdict, no word on its model
+
+
 def test_study_probability_is_mean_of_images(tiny_weights, tmp_path):
     first = write_image(tmp_path / "a.png")
     second = write_image(tmp_path / "b.png", xray_like(120, 90, seed=3))

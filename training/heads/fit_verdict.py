@@ -243,12 +243,23 @@ def main(argv: list[str] | None = None) -> int:
             threshold=0.5,
             operating_point=operating_point_note(threshold, source),
             plus_heads=terms,
+            answered_by=answered_by(bone, result["bone_strength"] is not None),
             **keep,
             **details,
         )
     remove_unused_terms(args.weights, keep=written)
     print(f"Verdict heads written to {args.weights} in {(time.time() - started) / 60:.1f} min")
     return 0
+
+
+def answered_by(bone: str, own_offset: bool) -> str:
+    """The result's words for the model behind `bone`'s verdict."""
+    if own_offset:
+        return f"the {bone.lower()} model (the all-region model fitted further on {bone.lower()}s)"
+    return (
+        "the all-region model (one for every bone; cross-validation found no gain from "
+        f"fitting it further on {bone.lower()}s alone)"
+    )
 
 
 def remove_unused_terms(weights: Path, keep: set[str]) -> None:
