@@ -98,6 +98,16 @@ def main(argv: list[str] | None = None) -> int:
         "run_minutes": round(run_minutes(args.run, state["minutes"]), 1),
         "backbone": backbone,
         "init": describe_init(args.init or saved.get("init")),
+        "command": "; ".join(
+            filter(
+                None,
+                [
+                    saved.get("command"),
+                    "python -m training.export.fracture "
+                    + " ".join(sys.argv[1:] if argv is None else argv),
+                ],
+            )
+        ),
     }
     export_network(model, args.out, "fracture", calibration_images(cache, train_rows), provenance)
     kernel, bias = np.asarray(heads.kernels()[0]), np.asarray(heads.kernels()[1])

@@ -411,6 +411,8 @@ def main(argv: list[str] | None = None) -> int:
         "layer": args.layer,
         "backbone": args.backbone,
         "init": str(args.init),
+        "command": "python -m training.networks.train_fracture "
+        + " ".join(sys.argv[1:] if argv is None else argv),
     }
     last, best = out / "last.npz", out / "best.npz"
     if args.resume and last.is_file():

@@ -21,9 +21,12 @@ FRACATLAS = (
     "and joint marks (training/data/fracatlas_regions.csv, training/data/joint_marks.csv)"
 )
 WARNING = (
-    "Demonstration models trained from scratch on FracAtlas images on a 2-core CPU (no ImageNet "
-    "pre-training was available); not validated for clinical use. Decision support only: a "
-    "radiologist must confirm every finding. Retrain on MURA v1.1 for real use (see README)."
+    "Demonstration models trained on FracAtlas images on a 2-core CPU: the fracture network was "
+    "fine-tuned from ImageNet MobileNet v1 weights (Apache-2.0, weights/NOTICE.md), the bone-type "
+    "and 160-px networks were trained from random weights. One fracture verdict serves all three "
+    "bones: FracAtlas holds too few elbow and shoulder fractures for models of their own. Not "
+    "validated for clinical use. Decision support only: a radiologist must confirm every finding. "
+    "Retrain on MURA v1.1 for real use (see README)."
 )
 
 
@@ -72,12 +75,19 @@ def network_line(name: str, entry: dict, heads: dict) -> str:
         for quantization, report in tried.items()
     )
     return (
-        f"- Network `{name}` ({users}): {entry.get('architecture', 'ResNet50')}, cut at "
+        f"- Network `{name}` ({users}): {architecture(entry)}, cut at "
         f"`{entry.get('cut', '?')}`; input {entry['input_size']} px; feature map "
         f"{' x '.join(map(str, entry['feature_shape']))}; runs as {entry['quantization']}"
         f"{chosen}. Init: {info.get('init', '?')}; trained {info.get('date', '?')} on "
         f"{info.get('machine', '?')} in {info.get('training_minutes', '?')} min."
     )
+
+
+def architecture(entry: dict) -> str:
+    """The network's family, from the manifest (or its training provenance)."""
+    backbone = entry.get("provenance", {}).get("backbone")
+    named = {"mobilenet_v1": "MobileNet v1 (atrous last block, stride 16)"}.get(backbone)
+    return entry.get("architecture") or named or "ResNet50"
 
 
 def verdict_sentence(heads: dict) -> str:
@@ -262,7 +272,8 @@ def markdown(raw: dict, report: dict) -> str:
         "Plots (ROC curves, confusion matrices, training curves): `docs/evaluation/`.",
         "",
         "## What would close the gap to the targets",
-        "- ImageNet (or radiograph) pre-training: `--init imagenet` on a machine with internet.",
+        "- Larger pretrained networks: ResNet50 from ImageNet (`--backbone resnet50 --init "
+        "imagenet`, on a machine with internet), or radiograph pre-training.",
         "- More data of the rare groups (elbows, fractured shoulders): MURA v1.1 has about "
         "5,000 elbow and 8,000 shoulder images.",
         "- Longer training of the 384-px fracture map with more whole images and hard negatives "
