@@ -24,6 +24,18 @@ def tiny_weights(tmp_path_factory) -> Path:
     return make_random_weights(tmp_path_factory.mktemp("weights"))
 
 
+@pytest.fixture()
+def weights_copy(tiny_weights, tmp_path) -> Path:
+    """A private copy of `tiny_weights` to damage, with the engine cache cleared around it."""
+    from core import engine
+
+    engine.clear_cache()
+    copy = tmp_path / "weights"
+    shutil.copytree(tiny_weights, copy)
+    yield copy
+    engine.clear_cache()
+
+
 @pytest.fixture(scope="session")
 def display():
     """One private Xvfb screen for the whole session (a Tk connection to a screen that closes

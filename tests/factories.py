@@ -124,3 +124,12 @@ def dicom_xray(path: Path, source: Path = SAMPLE_HAND, **tags) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     dataset.save_as(path, enforce_file_format=True)
     return path
+
+
+def edit_manifest(folder: Path, change) -> None:
+    """Apply `change(raw)` to a weights folder's manifest.json in place (tests of bad manifests)."""
+    import json
+
+    raw = json.loads((folder / "manifest.json").read_text())
+    change(raw)
+    (folder / "manifest.json").write_text(json.dumps(raw))

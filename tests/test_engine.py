@@ -3,7 +3,6 @@ and every bad model file or manifest value refused with the clinician-readable m
 
 from __future__ import annotations
 
-import json
 import math
 import mmap
 import shutil
@@ -20,7 +19,7 @@ from core.heads import Head, pool, sigmoid
 from core.imaging import normalize, prepare_framed, read_xray
 from core.manifest import read_manifest, sha256_file
 from core.runtime import Network, release_mapped_pages
-from tests.factories import make_random_weights, tiny_network
+from tests.factories import edit_manifest, make_random_weights, tiny_network
 from training.export.litert import convert
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -215,21 +214,6 @@ def test_pooling_lies_between_mean_and_max():
 
 
 # ----------------------------------------------------------------------------- bad model files
-
-
-@pytest.fixture()
-def weights_copy(tiny_weights, tmp_path):
-    engine.clear_cache()
-    copy = tmp_path / "weights"
-    shutil.copytree(tiny_weights, copy)
-    yield copy
-    engine.clear_cache()
-
-
-def edit_manifest(folder: Path, change) -> None:
-    raw = json.loads((folder / "manifest.json").read_text())
-    change(raw)
-    (folder / "manifest.json").write_text(json.dumps(raw))
 
 
 def replace_model_file(folder: Path, name: str, data: bytes) -> None:

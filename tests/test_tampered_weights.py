@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 import sys
 import zipfile
 from pathlib import Path
@@ -14,25 +13,16 @@ import numpy as np
 import pytest
 
 import predictions
-from core import engine, errors
+from core import errors
 from core.manifest import read_manifest, sha256_file
+from tests.factories import edit_manifest
 
 HEAD = "fracture_hand_head.npz"
 
 
 @pytest.fixture()
-def folder(tiny_weights, tmp_path):
-    engine.clear_cache()
-    copy = tmp_path / "weights"
-    shutil.copytree(tiny_weights, copy)
-    yield copy
-    engine.clear_cache()
-
-
-def _edit(folder: Path, change) -> None:
-    raw = json.loads((folder / "manifest.json").read_text())
-    change(raw)
-    (folder / "manifest.json").write_text(json.dumps(raw))
+def folder(weights_copy):
+    return weights_copy
 
 
 def _set_checksum(folder: Path, name: str, digest: str) -> None:
@@ -41,7 +31,7 @@ def _set_checksum(folder: Path, name: str, digest: str) -> None:
             if entry["file"] == name:
                 entry["sha256"] = digest
 
-    _edit(folder, update)
+    edit_manifest(folder, update)
 
 
 def _replace(folder: Path, name: str, data: bytes) -> None:
