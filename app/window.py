@@ -33,6 +33,7 @@ from core.manifest import DEFAULT_WEIGHTS, read_manifest
 from core.models import BONES
 from core.paths import IMAGES, SAMPLES
 from predictions import CHOSEN
+from reports.header import is_dicom_file
 
 PREVIEW_HEIGHT = 256
 PREVIEW_MAX_WIDTH = 480
@@ -192,6 +193,9 @@ class FractureApp(ctk.CTk):
             button.grid(row=0, column=column, padx=2, sticky="ew")
             self.offer_buttons[bone] = button
         self.save_button = ctk.CTkButton(side, text="Save Result", command=self.save_result)
+        self.dicom_button = ctk.CTkButton(
+            side, text="Save DICOM result", command=self.save_dicom_result
+        )
 
         ctk.CTkLabel(self, text=DISCLAIMER, font=ctk.CTkFont(size=12), wraplength=820).grid(
             row=4, column=0, columnspan=2, padx=16, pady=(0, 10)
@@ -509,6 +513,27 @@ class FractureApp(ctk.CTk):
 
         self._run(job, self._on_heatmap, "Computing the heatmap…")
 
+    def save_dicom_result(self) -> None:
+        """Save the shown result of a DICOM upload as a DICOM Secondary Capture (a new series
+        beside the original, which is never changed), in the worker thread."""
+        if self.result is None or self.worker.busy:
+            return
+        chosen = self.ask_output_folder()
+        if not chosen:
+            return
+        result = self.result
+
+        def job() -> str:
+            from reports.secondary_capture import write_result_captures
+
+            return "\n".join(str(path) for path in write_result_captures(result, chosen))
+
+        self._run(
+            job,
+            lambda written, error: self._on_export("DICOM result", written, error),
+            "Writing the DICOM result…",
+        )
+
     def save_result(self) -> None:
         """Save a screenshot of the whole window as PNG."""
         if self.result is None or self.worker.busy:
@@ -561,7 +586,7 @@ class FractureApp(ctk.CTk):
         does not conflict with loading the models)."""
         state = "disabled" if busy else "normal"
         self.uploads_allowed = allow_upload
-        for button in (self.predict_button, self.save_button):
+        for button in (self.predict_button, self.save_button, self.dicom_button):
             button.configure(state=state)
         for button in (
             self.upload_button,
@@ -608,6 +633,8 @@ class FractureApp(ctk.CTk):
         if self.worklist is not None:
             self.worklist.result_changed(result)  # a worklist file analysed again
         self.save_button.grid(row=11, column=0, padx=12, pady=(12, 12), sticky="ew")
+        if any(is_dicom_file(path) for path in self.paths):
+            self.dicom_button.grid(row=12, column=0, padx=12, pady=(0, 12), sticky="ew")
         if self.heatmap_switch.get():
             self.toggle_heatmap()
         else:
@@ -671,6 +698,7 @@ class FractureApp(ctk.CTk):
         self.note_label.grid_remove()
         self.offer_frame.grid_remove()
         self.save_button.grid_remove()
+        self.dicom_button.grid_remove()
         self.status_label.configure(text="")
 
     def refresh_preview(self) -> None:

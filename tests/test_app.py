@@ -483,3 +483,38 @@ def test_dicom_wrist_study_is_not_guessed(display, weights, monkeypatch, tmp_pat
         assert "wrist" in app.note_label.cget("text") and app.note_label.winfo_ismapped()
         assert app.offer_frame.winfo_ismapped()
         screenshot(app, "window_dicom_wrist.png")
+
+
+def test_single_dicom_upload_saves_a_dicom_result(display, weights, monkeypatch, tmp_path):
+    """The window saves a DICOM upload's result as a Secondary Capture beside the original (new
+    series, same study; the source unchanged); a PNG upload offers no such button."""
+    import hashlib
+
+    import pydicom
+
+    from app.window import FractureApp
+    from tests.factories import dicom_xray
+
+    image = dicom_xray(
+        tmp_path / "hand.dcm", BodyPartExamined="HAND", SeriesInstanceUID="1.2.826.0.1.7"
+    )
+    digest = hashlib.sha256(image.read_bytes()).hexdigest()
+    out = tmp_path / "out"
+    out.mkdir()
+    monkeypatch.setattr(FractureApp, "ask_output_folder", lambda self: str(out))
+    with running_app(display, weights["fractured"], monkeypatch, open_path=image) as (app, rec):
+        upload_and_predict(app)
+        assert app.dicom_button.winfo_ismapped()
+        app.dicom_button.invoke()
+        wait_idle(app)
+        written = list(out.glob("*.dcm"))
+        assert len(written) == 1 and rec.messages[-1][0] == "DICOM result saved"
+        capture, source = pydicom.dcmread(written[0]), pydicom.dcmread(image)
+        assert capture.StudyInstanceUID == source.StudyInstanceUID
+        assert capture.SeriesInstanceUID != source.SeriesInstanceUID
+        assert list(capture.ImageType)[:2] == ["DERIVED", "SECONDARY"]
+        assert hashlib.sha256(image.read_bytes()).hexdigest() == digest
+    png = write_image(tmp_path / "hand.png")
+    with running_app(display, weights["fractured"], monkeypatch, open_path=png) as (app, _rec):
+        upload_and_predict(app)
+        assert not app.dicom_button.winfo_ismapped()
