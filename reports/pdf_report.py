@@ -31,6 +31,7 @@ from reports.rows import (
 IMAGE_MAX_SIDE = 1200  # pixels of the image embedded per view (sharp when printed at 15 cm)
 IMAGE_AREA_HEIGHT = 120.0  # mm
 LABEL_WIDTH = 42.0  # mm
+TEXT_BELOW_IMAGES = 115.0  # mm kept free under the images for the result's lines (one page each)
 VERDICT_COLOURS = {"Fractured": (211, 47, 47), "Normal": (46, 125, 50)}
 AMBER = (178, 106, 0)
 
@@ -110,7 +111,7 @@ def _page(pdf: FPDF, result: Result, row: ReportRow, title: str, made: str) -> N
         _line(pdf, "Confidence", f"{row.verdict_confidence:.0%} for '{row.verdict}'")
     _line(pdf, "Boxes", boxes_text(row))
     if row.notes:
-        _line(pdf, "Notes", row.notes)
+        _line(pdf, "Notes", row.notes, size=9)
     _line(pdf, "Model versions", row.model_versions, size=8)
 
 
@@ -170,7 +171,7 @@ def _images(pdf: FPDF, result, row: ReportRow) -> None:
         return
     gap = 4.0
     width = (pdf.epw - gap * (len(views) - 1)) / len(views)
-    height = min(IMAGE_AREA_HEIGHT, pdf.h - pdf.get_y() - 95)
+    height = min(IMAGE_AREA_HEIGHT, pdf.h - pdf.get_y() - TEXT_BELOW_IMAGES)
     top, x, tallest = pdf.get_y(), pdf.l_margin, 0.0
     for view in views:
         scale = min(width / view.width, height / view.height)
