@@ -253,13 +253,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def answered_by(bone: str, own_offset: bool) -> str:
-    """The result's words for the model behind `bone`'s verdict."""
+    """The result's words for the model behind `bone`'s verdict (without an offset of its own,
+    cross-validation found no gain in fitting the all-region model further on that bone)."""
     if own_offset:
         return f"the {bone.lower()} model (the all-region model fitted further on {bone.lower()}s)"
-    return (
-        "the all-region model (one for every bone; cross-validation found no gain from "
-        f"fitting it further on {bone.lower()}s alone)"
-    )
+    return "the all-region model, the same for every bone"
 
 
 def remove_unused_terms(weights: Path, keep: set[str]) -> None:
