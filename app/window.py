@@ -192,9 +192,14 @@ class FractureApp(ctk.CTk):
             )
             button.grid(row=0, column=column, padx=2, sticky="ew")
             self.offer_buttons[bone] = button
-        self.save_button = ctk.CTkButton(side, text="Save Result", command=self.save_result)
+        self.save_row = ctk.CTkFrame(side, fg_color="transparent")  # Save Result [+ DICOM]
+        self.save_row.grid_columnconfigure((0, 1), weight=1)
+        self.save_button = ctk.CTkButton(
+            self.save_row, text="Save Result", command=self.save_result
+        )
+        self.save_button.grid(row=0, column=0, sticky="ew")
         self.dicom_button = ctk.CTkButton(
-            side, text="Save DICOM result", command=self.save_dicom_result
+            self.save_row, text="Save DICOM result", command=self.save_dicom_result
         )
 
         ctk.CTkLabel(self, text=DISCLAIMER, font=ctk.CTkFont(size=12), wraplength=820).grid(
@@ -632,9 +637,13 @@ class FractureApp(ctk.CTk):
         self.status_label.configure(text=self.result_status)
         if self.worklist is not None:
             self.worklist.result_changed(result)  # a worklist file analysed again
-        self.save_button.grid(row=11, column=0, padx=12, pady=(12, 12), sticky="ew")
-        if any(is_dicom_file(path) for path in self.paths):
-            self.dicom_button.grid(row=12, column=0, padx=12, pady=(0, 12), sticky="ew")
+        self.save_row.grid(row=11, column=0, padx=12, pady=(12, 12), sticky="ew")
+        dicom = self.worklist is None and any(is_dicom_file(path) for path in self.paths)
+        self.save_button.grid(row=0, column=0, columnspan=1 if dicom else 2, sticky="ew")
+        if dicom:  # (the worklist has its own button for its chosen row)
+            self.dicom_button.grid(row=0, column=1, padx=(8, 0), sticky="ew")
+        else:
+            self.dicom_button.grid_remove()
         if self.heatmap_switch.get():
             self.toggle_heatmap()
         else:
@@ -697,8 +706,7 @@ class FractureApp(ctk.CTk):
             label.configure(text="")
         self.note_label.grid_remove()
         self.offer_frame.grid_remove()
-        self.save_button.grid_remove()
-        self.dicom_button.grid_remove()
+        self.save_row.grid_remove()
         self.status_label.configure(text="")
 
     def refresh_preview(self) -> None:

@@ -24,6 +24,24 @@ def tiny_weights(tmp_path_factory) -> Path:
     return make_random_weights(tmp_path_factory.mktemp("weights"))
 
 
+@pytest.fixture(scope="session")
+def weights(tmp_path_factory) -> dict[str, Path]:
+    """Weight folders whose outputs are known, for the window tests: a hand read as fractured,
+    a hand read as normal, and an image not recognised (the model says 'other')."""
+    root = tmp_path_factory.mktemp("gui_weights")
+    return {
+        "fractured": make_random_weights(
+            root / "f", favour_bone="Hand", fracture_logit=2.0, box_threshold=0.5
+        ),
+        "normal": make_random_weights(
+            root / "n", favour_bone="Hand", fracture_logit=-2.0, box_threshold=0.5
+        ),
+        "other": make_random_weights(
+            root / "o", favour_bone="Other", fracture_logit=2.0, box_threshold=0.5
+        ),
+    }
+
+
 @pytest.fixture()
 def weights_copy(tiny_weights, tmp_path) -> Path:
     """A private copy of `tiny_weights` to damage, with the engine cache cleared around it."""

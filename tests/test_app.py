@@ -10,27 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.factories import make_random_weights, write_image
+from tests.factories import write_image
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 pytestmark = pytest.mark.gui
-
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    """Three weight folders whose outputs are known: fractured hand, normal hand, not recognised."""
-    root = tmp_path_factory.mktemp("gui_weights")
-    return {
-        "fractured": make_random_weights(
-            root / "f", favour_bone="Hand", fracture_logit=2.0, box_threshold=0.5
-        ),
-        "normal": make_random_weights(
-            root / "n", favour_bone="Hand", fracture_logit=-2.0, box_threshold=0.5
-        ),
-        "other": make_random_weights(
-            root / "o", favour_bone="Other", fracture_logit=2.0, box_threshold=0.5
-        ),
-    }
 
 
 class Recorder:
@@ -505,6 +488,7 @@ def test_single_dicom_upload_saves_a_dicom_result(display, weights, monkeypatch,
     with running_app(display, weights["fractured"], monkeypatch, open_path=image) as (app, rec):
         upload_and_predict(app)
         assert app.dicom_button.winfo_ismapped()
+        screenshot(app, "window_dicom_result.png")
         app.dicom_button.invoke()
         wait_idle(app)
         written = list(out.glob("*.dcm"))

@@ -27,7 +27,7 @@ from app.worklist import (
 from core.bone_routing import study_of
 from predictions import CHOSEN, FRACTURED, NORMAL, Prediction
 from tests.bad_inputs import dicom_dataset
-from tests.factories import make_random_weights, write_image, xray_like
+from tests.factories import write_image, xray_like
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -172,20 +172,6 @@ def test_unexpected_failure_is_a_row_not_a_crash(tmp_path):
 
 
 # ----------------------------------------------------------------------------- the window
-
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    """A hand read as fractured, and an image not recognised (the model says 'other')."""
-    root = tmp_path_factory.mktemp("worklist_weights")
-    return {
-        "fractured": make_random_weights(
-            root / "f", favour_bone="Hand", fracture_logit=2.0, box_threshold=0.5
-        ),
-        "other": make_random_weights(
-            root / "o", favour_bone="Other", fracture_logit=2.0, box_threshold=0.5
-        ),
-    }
 
 
 def open_app(weights_dir, monkeypatch, errors: list):
