@@ -21,7 +21,8 @@ from core.imaging import normalize
 from core.models import BONES
 from training.data import datasets
 from training.data.fracture_data import open_cache
-from training.networks.train_fracture import HEADS, TRUNK_LAYER, build_trunk
+from training.networks.backbones import build_trunk
+from training.networks.train_fracture import HEADS, TRUNK_LAYER
 from training.threads import configure_threads
 
 CALIBRATION_IMAGES = 200
@@ -39,9 +40,7 @@ def run_minutes(run: Path, default: float) -> float:
 
 def fixed_size_trunk(weights_from, size: int, layer: str = TRUNK_LAYER, backbone: str = "resnet50"):
     """A (size, size, 3) -> feature-map Keras model with the weights of a trained trunk."""
-    from training.networks.backbones import build_trunk as build
-
-    model = build(backbone, "none", layer, input_size=size)
+    model = build_trunk(backbone, "none", layer, input_size=size)
     model.set_weights(weights_from.get_weights())
     return model
 
@@ -81,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     with np.load(args.run / "best.npz") as archive:
         saved = json.loads(bytes(archive["state"]).decode())
     layer, backbone = saved.get("layer", TRUNK_LAYER), saved.get("backbone", "resnet50")
-    trunk = build_trunk("none", layer, backbone)
+    trunk = build_trunk(backbone, "none", layer)
     heads = make_heads(trunk.output_shape[-1])
     heads.build(trunk.output_shape)
     state = load_state(args.run / "best.npz", trunk, heads)

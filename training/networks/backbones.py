@@ -3,7 +3,8 @@ file, or Keras' published ImageNet weights, fully convolutional (any input size)
 
 `--backbone` and `--init` of the training commands map onto `build_trunk`:
 - resnet50: `init` is "none", "imagenet" (Keras downloads its ImageNet weights: the original
-  design's recipe, for a machine with internet) or a backbone `.npz` (`training.networks.models`);
+  design's recipe, for a machine with internet) or a backbone `.npz` (`training.networks.models`;
+  default `RESNET50_INIT`);
 - mobilenet_v1: `init` is "none" or a TFLite MobileNet v1 file (e.g. Google's ImageNet-trained
   `mobilenet_v1_1.0_224_quant*.tflite`, Apache-2.0), read by `training.networks.mobilenet`.
 """
@@ -21,6 +22,8 @@ DEFAULT_LAYER = {"resnet50": "conv4_block6_out", "mobilenet_v1": "pw13_relu"}
 FROZEN_PREFIXES = {"resnet50": ("conv1_", "conv2_", "pool1_"), "mobilenet_v1": ("conv0",)}
 RESNET_STRIDES = {"conv2": 4, "conv3": 8, "conv4": 16, "conv5": 32}
 MOBILENET_OUTPUT_STRIDE = 16  # the atrous form: a 24 x 24 map at 384 px
+# the float16 ResNet50 earlier releases started from (a training input, not in weights/)
+RESNET50_INIT = Path(__file__).resolve().parents[1] / "init" / "backbone_resnet50.npz"
 
 
 def imagenet_resnet50(**kwargs):

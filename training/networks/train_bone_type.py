@@ -37,11 +37,10 @@ from training.data import augment, datasets, stress
 from training.data.augment import JointMark
 from training.data.datasets import Record
 from training.data.pipeline import class_weights
-from training.networks.backbones import BACKBONES
+from training.networks.backbones import BACKBONES, RESNET50_INIT
 from training.threads import configure_threads
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-DEFAULT_INIT = ROOT / "training" / "init" / "backbone_resnet50.npz"
 NETWORK_NAME = "bone_type"
 FEATURE_LAYERS = ("conv5_block3_out", "pw13_relu")  # the last feature map: ResNet50, MobileNet v1
 FROZEN_PREFIXES = ("conv1_", "pool1_", "conv2_", "conv0")  # the stem (ResNet50: and stage 2)
@@ -63,7 +62,7 @@ class Options:
     steps_per_epoch: int = 100
     batch: int = 16
     learning_rate: float = 3e-4
-    init: str = str(DEFAULT_INIT)
+    init: str = str(RESNET50_INIT)
     freeze_stem: bool = True
     cache_side: int = 512
     max_minutes: float = 50.0

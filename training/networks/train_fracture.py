@@ -23,13 +23,17 @@ from core.imaging import normalize
 from training import metrics
 from training.data import datasets
 from training.data.fracture_data import CropSampler, CropSettings, build_cache
-from training.networks.backbones import BACKBONES, DEFAULT_LAYER, trunk_stride
+from training.networks.backbones import (
+    BACKBONES,
+    DEFAULT_LAYER,
+    RESNET50_INIT,
+    build_trunk,
+    trunk_stride,
+)
 from training.threads import configure_threads
 
 HEADS = ("shared", "Elbow", "Hand", "Shoulder")  # columns of the cell-logit map
 TRUNK_LAYER = "conv4_block6_out"
-# the float16 ResNet50 that earlier releases started from (a training input, not in weights/)
-SHIPPED_BACKBONE = Path(__file__).resolve().parents[1] / "init" / "backbone_resnet50.npz"
 
 
 # ----------------------------------------------------------------------------- model
@@ -47,15 +51,6 @@ def pool_logits(cell_logits, pooling: str = "lse", r: float = 5.0):
         lse = tf.reduce_logsumexp(r * cell_logits, axis=[1, 2])
         return (lse - tf.math.log(cells)) / r
     raise ValueError(f"unknown pooling {pooling!r}")
-
-
-def build_trunk(
-    init: str | Path = SHIPPED_BACKBONE, layer: str | None = None, backbone: str = "resnet50"
-):
-    """Fully convolutional trunk (any input size) up to `layer` (`training.networks.backbones`)."""
-    from training.networks.backbones import build_trunk as build
-
-    return build(backbone, init, layer)
 
 
 def make_heads(channels: int, prior: float = 0.02):
@@ -322,7 +317,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.layer = args.layer or DEFAULT_LAYER[args.backbone]
     if args.init is None:
-        args.init = str(SHIPPED_BACKBONE) if args.backbone == "resnet50" else "none"
+        args.init = str(RESNET50_INIT) if args.backbone == "resnet50" else "none"
     return args
 
 
@@ -370,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     monitor = monitoring_subset(cache, index["val"], args.val_limit, args.seed)
 
-    trunk = build_trunk(args.init, args.layer, args.backbone)
+    trunk = build_trunk(args.backbone, args.init, args.layer)
     heads = make_heads(trunk.output_shape[-1])
     heads.build(trunk.output_shape)
     optimizer = keras.optimizers.Adam(learning_rate=args.lr)

@@ -213,11 +213,10 @@ def shipped_probabilities(records, weights: Path, size: int = 160) -> dict[str, 
 
     from core.imaging import preprocess, read_xray
     from core.models import load_arrays
-    from training.networks.backbones import load_trunk_weights
-    from training.networks.train_fracture import SHIPPED_BACKBONE
+    from training.networks.backbones import RESNET50_INIT, load_trunk_weights
 
     full = keras.applications.ResNet50(include_top=False, weights=None, input_shape=(size, size, 3))
-    load_trunk_weights(full, SHIPPED_BACKBONE)  # the 160-px network whose heads `weights` holds
+    load_trunk_weights(full, RESNET50_INIT)  # the 160-px network whose heads `weights` holds
     features = tf.function(lambda x: tf.reduce_mean(full(x, training=False), axis=[1, 2]))
     bone_type = load_arrays(weights / "bone_type_head.npz")
     heads = {b: load_arrays(weights / f"fracture_{b.lower()}_head.npz") for b in BONES}
