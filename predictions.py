@@ -330,7 +330,15 @@ def analyze_study(
     probability = float(np.mean([raw.fracture_probabilities[chosen] for raw in raws]))
     view_bones = tuple(_view_bone(tag, image) for tag, image in zip(tags, images, strict=True))
     agree = len(set(view_bones)) == 1
-    notes = tuple(f"{Path(i.path).name}: {note}" for i in images for note in i.notes)
+    model_notes = {note for name in BONES for note in _model_note(engine.manifest, name)}
+    notes = tuple(  # which model answered is said once, for the study, not for every view
+        f"{Path(i.path).name}: {note}"
+        for i in images
+        for note in i.notes
+        if note not in model_notes
+    )
+    if decision["recognised"]:
+        notes += _model_note(engine.manifest, chosen)
     if not agree:
         pairs = zip(images, view_bones, strict=True)
         shown = ", ".join(f"{Path(image.path).name} {view}" for image, view in pairs)

@@ -81,6 +81,9 @@ def test_a_verdict_names_the_model_that_gave_it(tmp_path, sample_png):
     (folder / "manifest.json").write_text(json.dumps(raw))
     engine.clear_cache()
     assert "Fracture model: the all-region model." in predictions.analyze(sample_png, folder).notes
+    study = predictions.analyze_study([sample_png, sample_png], folder)
+    assert study.notes.count("Fracture model: the all-region model.") == 1  # once, not per view
+    assert not any(note.endswith(": Fracture model: the all-region model.") for note in study.notes)
     other = make_random_weights(tmp_path / "o", favour_bone="Other", fracture_logit=2.0)
     raw = json.loads((other / "manifest.json").read_text())
     raw["heads"]["fracture_hand"]["answered_by"] = "the all-region model"
