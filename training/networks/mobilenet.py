@@ -3,7 +3,8 @@
 The TFLite file (for example Google's ImageNet-trained `mobilenet_v1_1.0_224_quant` family) stores
 each convolution's kernel as uint8/int8 with scales, with batch normalisation already folded into
 the kernel and a bias. `tflite_conv_weights` dequantises them in the graph's order and
-`build_mobilenet_v1` fills a batch-norm-free Keras MobileNet v1 with them.
+`build_mobilenet_v1` fills a batch-norm-free Keras MobileNet v1 with them (MobileNet v2:
+`training.networks.mobilenet_v2`, with the same reader and input).
 
 The network takes the project's one model input (`core.imaging.normalize`, ResNet50 'caffe' style)
 and turns it back into MobileNet's own input, (pixels - 128) / 128, in its first layer, so training
@@ -80,6 +81,15 @@ def caffe_to_mobilenet(x):
     return ((x + IMAGENET_BGR_MEAN)[..., ::-1] - 128.0) / 128.0
 
 
+def mobilenet_input(input_size: int | None):
+    """The Keras input of every MobileNet here (the project's model input, any size when
+    `input_size` is None) and the layer turning it into MobileNet's own input."""
+    import keras
+
+    inputs = keras.Input((input_size, input_size, 3), name="pixels")
+    return inputs, keras.layers.Lambda(caffe_to_mobilenet, name="to_mobilenet_input")(inputs)
+
+
 def build_mobilenet_v1(
     weights: str | Path | None = None,
     input_size: int | None = None,
@@ -98,8 +108,7 @@ def build_mobilenet_v1(
 
     if output_stride not in (16, 32):
         raise ValueError("output_stride must be 16 or 32")
-    inputs = keras.Input((input_size, input_size, 3), name="pixels")
-    x = keras.layers.Lambda(caffe_to_mobilenet, name="to_mobilenet_input")(inputs)
+    inputs, x = mobilenet_input(input_size)
     x = keras.layers.Conv2D(FIRST_CHANNELS, 3, strides=2, padding="same", name="conv0")(x)
     x = keras.layers.ReLU(6.0, name="conv0_relu")(x)
     dilation = 1

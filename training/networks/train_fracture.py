@@ -276,7 +276,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--init", default=None,
         help="resnet50: backbone .npz (default: the shipped one), 'imagenet' or 'none'; "
-        "mobilenet_v1: a TFLite MobileNet v1 file or 'none'",
+        "mobilenet_v1 / mobilenet_v2: a TFLite MobileNet v1 / v2 file or 'none'",
     )  # fmt: skip
     parser.add_argument("--layer", default=None, help="layer giving the map (default per backbone)")
     parser.add_argument(

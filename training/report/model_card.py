@@ -86,7 +86,10 @@ def network_line(name: str, entry: dict, heads: dict) -> str:
 def architecture(entry: dict) -> str:
     """The network's family, from the manifest (or its training provenance)."""
     backbone = entry.get("provenance", {}).get("backbone")
-    named = {"mobilenet_v1": "MobileNet v1 (atrous last block, stride 16)"}.get(backbone)
+    named = {
+        "mobilenet_v1": "MobileNet v1 (atrous last block, stride 16)",
+        "mobilenet_v2": "MobileNet v2 (atrous last stage, stride 16)",
+    }.get(backbone)
     return entry.get("architecture") or named or "ResNet50"
 
 
