@@ -152,6 +152,29 @@ def test_training_checkpoints_resumes_and_stops_on_time(tmp_path):
     assert saved["history"][1]["steps"] == 1
 
 
+def test_probe_trains_the_head_alone_and_restores_what_trains():
+    images = [np.random.default_rng(i).integers(0, 255, (64, 48), dtype=np.uint8) for i in range(4)]
+    sources = tbt.training_sources(RECORDS, {})
+    opts = tbt.Options(data=Path(), out=Path(), size=32, batch=4, probe_steps=3)
+    model = tiny_model(32, "none", True)
+    before = [w.copy() for w in model.get_weights()]
+    trainable = [layer.trainable for layer in model.layers]
+    probe = tbt.probe_head(model, images, sources, opts)
+    after = model.get_weights()
+    conv, head = model.get_layer(tbt.FEATURE_LAYERS[0]), model.get_layer("bone_type")
+    assert all(np.array_equal(a, b) for a, b in zip(conv.get_weights(), before[:2], strict=True))
+    assert not np.allclose(after[-2], before[-2])  # the head's kernel moved
+    assert [layer.trainable for layer in model.layers] == trainable
+    assert probe["steps"] == 3 and head.trainable and conv.trainable
+
+
+def test_mobilenet_backbones_give_the_exported_feature_map():
+    for name, channels in (("mobilenet_v1", 1024), ("mobilenet_v2", 1280)):
+        model = tbt.build_model(64, "none", freeze_stem=True, backbone_name=name)
+        assert tbt.feature_model(model).output_shape[1:] == (2, 2, channels)
+        assert not model.get_layer("conv0").trainable
+
+
 def test_export_writes_network_head_and_threshold(tmp_path):
     from PIL import Image
 

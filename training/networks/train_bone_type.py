@@ -4,7 +4,9 @@
         [--epochs 12]
         [--max-minutes 50] [--resume] [--stage all|train|evaluate|export|shipped]
 
-Its own ResNet50 at a small input, initialised from the shipped backbone, global-average pooling
+Its own ResNet50 at a small input, initialised from the earlier backbone (`--backbone
+mobilenet_v1|mobilenet_v2 --init FILE`: an ImageNet MobileNet from a TFLite file instead, with
+`--probe-steps N` to train the head alone on the frozen network first), global-average pooling
 and a 4-way softmax. Every step draws a class-balanced batch from ALL training regions (Other =
 every region but elbow, hand and shoulder, lower limb included): tight joint views cut around the
 marked elbows and shoulders (`data/joint_marks.csv`) and whole images, all changed the way other
@@ -37,12 +39,18 @@ from training.data import augment, datasets, stress
 from training.data.augment import JointMark
 from training.data.datasets import Record
 from training.data.pipeline import class_weights
-from training.networks.backbones import BACKBONES, RESNET50_INIT
+from training.networks.backbones import (
+    BACKBONES,
+    MOBILENETS,
+    RESNET50_INIT,
+    build_pretrained_network,
+)
 from training.threads import configure_threads
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 NETWORK_NAME = "bone_type"
-FEATURE_LAYERS = ("conv5_block3_out", "pw13_relu")  # the last feature map: ResNet50, MobileNet v1
+# the last feature map: ResNet50, MobileNet v1, MobileNet v2
+FEATURE_LAYERS = ("conv5_block3_out", "pw13_relu", "conv_last_relu")
 FROZEN_PREFIXES = ("conv1_", "pool1_", "conv2_", "conv0")  # the stem (ResNet50: and stage 2)
 CLASS_MIX = {"Elbow": 0.25, "Hand": 0.2, "Shoulder": 0.25, "Other": 0.3}
 CALIBRATION_IMAGES = 256
@@ -74,7 +82,8 @@ class Options:
     strength: float = 0.8
     other_share: float = CLASS_MIX["Other"]  # share of each batch drawn from other regions
     confusable_share: float = 0.0  # share of those drawn from CONFUSABLE_REGIONS (0: as found)
-    backbone: str = "resnet50"  # or "mobilenet_v1" (`init`: a TFLite MobileNet v1 file)
+    backbone: str = "resnet50"  # or a MobileNet (`init`: a TFLite file of that network)
+    probe_steps: int = 0  # steps training the head alone on the frozen backbone first (LP-FT)
 
 
 def parse_args(argv: list[str] | None = None) -> Options:
@@ -87,7 +96,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
     defaults = Options(Path(), Path())
     parser.add_argument("--data", type=Path, required=True, help="FracAtlas folder")
     parser.add_argument("--out", type=Path, required=True, help="run folder (under runs/)")
-    for name in ("size", "epochs", "steps_per_epoch", "batch", "cache_side", "seed", "threads"):
+    integers = ("size", "epochs", "steps_per_epoch", "batch", "cache_side", "seed", "threads")
+    for name in (*integers, "probe_steps"):
         parser.add_argument(
             f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name)
         )
@@ -99,7 +109,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
     parser.add_argument(
         "--init", default=None,
         help="resnet50: backbone .npz (default: the shipped one), 'none' or 'imagenet'; "
-        "mobilenet_v1: a TFLite MobileNet v1 file or 'none'",
+        "mobilenet_v1|v2: a TFLite MobileNet file of that kind or 'none'",
     )  # fmt: skip
     parser.add_argument("--backbone", choices=BACKBONES, default=defaults.backbone)
     parser.add_argument("--no-freeze-stem", dest="freeze_stem", action="store_false")
@@ -220,10 +230,8 @@ def build_model(
 
     from training.networks.models import build_backbone
 
-    if backbone_name == "mobilenet_v1":
-        from training.networks.mobilenet import build_mobilenet_v1
-
-        backbone = build_mobilenet_v1(None if init == "none" else init, size, name=NETWORK_NAME)
+    if backbone_name in MOBILENETS:
+        backbone = build_pretrained_network(backbone_name, init, size, name=NETWORK_NAME)
     else:
         backbone = build_backbone(size, init=init)
     if freeze_stem:
@@ -273,6 +281,34 @@ def load_data(options: Options) -> tuple[dict[str, list[Record]], dict[str, list
     return splits, augment.load_joint_marks()
 
 
+def probe_head(model, cache, sources, options: Options) -> dict:
+    """Train the dense head alone on the frozen backbone for `options.probe_steps` batches (the
+    linear probe of LP-FT: a random head's first gradients would wreck pretrained features)."""
+    import keras
+
+    trainable = {layer.name: layer.trainable for layer in model.layers}
+    for layer in model.layers:
+        layer.trainable = layer.name == "bone_type"
+    model.compile(
+        keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy",
+        weighted_metrics=["accuracy"],
+    )  # fmt: skip
+    rng, started, losses = np.random.default_rng([options.seed, 999]), time.monotonic(), []
+    for _ in range(options.probe_steps):
+        x, y, w = draw_batch(cache, sources, rng, options)
+        losses.append(float(model.train_on_batch(x, y, sample_weight=w)[0]))
+    for layer in model.layers:
+        layer.trainable = trainable[layer.name]
+    probe = {
+        "steps": options.probe_steps,
+        "loss_first_tenth": float(np.mean(losses[: max(1, len(losses) // 10)])),
+        "loss_last_tenth": float(np.mean(losses[-max(1, len(losses) // 10) :])),
+        "minutes": (time.monotonic() - started) / 60,
+    }
+    print("Linear probe:", json.dumps(probe), flush=True)
+    return probe
+
+
 def train(options: Options, splits, marks, build=build_model) -> dict:
     """Run (or resume) training; returns the state saved with the checkpoint.
 
@@ -298,6 +334,9 @@ def train(options: Options, splits, marks, build=build_model) -> dict:
     cache = cache_images(records, options.cache_side)
     print(f"Cached {len(cache)} images in {time.monotonic() - started:.0f} s", flush=True)
     budget_start, minutes_before = time.monotonic(), state["minutes"]
+    if options.probe_steps and not state["epochs_done"] and not state.get("probe"):
+        state["probe"] = probe_head(model, cache, sources, options)
+        model.compile(optimizer, "sparse_categorical_crossentropy", weighted_metrics=["accuracy"])
 
     def minutes_used() -> float:
         return minutes_before + (time.monotonic() - budget_start) / 60
