@@ -263,7 +263,7 @@ def _prediction(path: str, raw, engine, route: _Route, image, seconds: float) ->
         seconds=seconds,
         boxes=_boxes(engine, raw, bone, image.pixels.shape) if recognised else (),
         notes=image.notes
-        + ((*_turn_notes(raw.quarter_turns), *_model_note(manifest, bone)) if recognised else ()),
+        + ((*_view_notes(raw), *_model_note(manifest, bone)) if recognised else ()),
         **decision,
     )
 
@@ -274,16 +274,23 @@ def _model_note(manifest, bone: str) -> tuple[str, ...]:
     return (f"Fracture model: {answered_by}.",) if answered_by else ()
 
 
-def _turn_notes(quarter_turns: int) -> tuple[str, ...]:
+def _view_notes(raw) -> tuple[str, ...]:
     """Say so when the fracture models saw the image turned back to their training orientation
-    (only beside a verdict: an image with no verdict needs no word on the fracture models)."""
-    if not quarter_turns:
-        return ()
-    how = {1: "a quarter turn anticlockwise", 2: "upside down", 3: "a quarter turn clockwise"}
-    return (
-        f"The image looks turned {how[quarter_turns]} from the X-rays the fracture models "
-        "learned from; they looked at it turned back.",
-    )
+    or with its grey levels reversed back (only beside a verdict: an image with no verdict needs
+    no word on the fracture models)."""
+    notes = []
+    if raw.quarter_turns:
+        how = {1: "a quarter turn anticlockwise", 2: "upside down", 3: "a quarter turn clockwise"}
+        notes.append(
+            f"The image looks turned {how[raw.quarter_turns]} from the X-rays the fracture models "
+            "learned from; they looked at it turned back."
+        )
+    if raw.inverted:
+        notes.append(
+            "The image's grey levels look reversed (bone dark, background light); the fracture "
+            "models looked at it with bone white, as they learned."
+        )
+    return tuple(notes)
 
 
 def _boxes(engine, raw, bone: str, shape) -> tuple:

@@ -37,6 +37,7 @@ class RawOutput:
     features: dict[str, np.ndarray]  # network name -> (h, w, C) feature map
     quarter_turns: int = 0  # the image was turned back by this many quarter turns for the
     # networks after the orientation head (0: seen as it is)
+    inverted: bool = False  # the fracture networks saw the grey levels reversed back
 
 
 class Engine:
@@ -67,27 +68,31 @@ class Engine:
     def run(self, gray: np.ndarray) -> RawOutput:
         """All stages on one [0, 1] gray X-ray. With an orientation head, the fracture networks
         see the image turned back to the orientation they were trained on (their feature maps are
-        turned again afterwards, so maps and boxes fit the image as is). Each network runs once,
-        except one that both the orientation and the fracture heads read, on a turned image."""
+        turned again afterwards, so maps and boxes fit the image as is); with a polarity head,
+        with its grey levels reversed back when they look inverted. Each network runs once,
+        except one that both those heads and the fracture heads read, on a changed image."""
         manifest = self.manifest
-        orientation = manifest.orientation
-        readers = (  # the networks that see the image as it is (without a turner: all, one step)
-            {manifest.bone_type.network, orientation.network} if orientation else set(self.networks)
+        gates = [head for head in (manifest.orientation, manifest.polarity) if head]
+        readers = (  # the networks that see the image as it is (without gated heads: all)
+            {manifest.bone_type.network, *(head.network for head in gates)}
+            if gates
+            else set(self.networks)
         )
         box = content_box(gray)
         as_is, frames = self._features(gray, [n for n in self.networks if n in readers], box)
-        turns = self._quarter_turns(as_is)
+        turns, inverted = self._quarter_turns(as_is), self._inverted(as_is)
         features = dict(as_is)
         fracture_nets = [n for n in self.networks if n in self.fracture_networks]
-        redo = [n for n in fracture_nets if n not in as_is or turns]
+        redo = [n for n in fracture_nets if n not in as_is or turns or inverted]
         if redo:
-            upright = np.ascontiguousarray(np.rot90(gray, -turns)) if turns else gray
+            source = 1.0 - gray if inverted else gray  # the same content box (uniform lines)
+            upright = np.ascontiguousarray(np.rot90(source, -turns)) if turns else source
             more, more_frames = self._features(upright, redo, None if turns else box)
             for name in redo:
                 features[name], frames[name] = more[name], more_frames[name]
                 if turns:  # back to the image as it is
                     features[name] = np.rot90(more[name], turns)
-                    frames[name] = frame_for(gray, more_frames[name].size, box)
+                    frames[name] = frame_for(gray, more_frames[name].size, box=box)
         bone_logits = self.heads["bone_type"].logits(as_is[manifest.bone_type.network])
         bone = softmax(bone_logits)
         fracture, maps, fracture_frames = {}, {}, {}
@@ -107,6 +112,7 @@ class Engine:
             fracture_frames=fracture_frames,
             features=features,
             quarter_turns=turns,
+            inverted=inverted,
         )
 
     def _features(
@@ -129,6 +135,15 @@ class Engine:
         probabilities = softmax(self.heads[entry.name].logits(features[entry.network]))
         best = int(np.argmax(probabilities))
         return best if probabilities[best] >= entry.threshold else 0
+
+    def _inverted(self, features: dict[str, np.ndarray]) -> bool:
+        """Whether the polarity head is sure enough that the grey levels are reversed (bone
+        dark, background light); False without one."""
+        entry = self.manifest.polarity
+        if entry is None:
+            return False
+        probability = float(sigmoid(self.heads[entry.name].logits(features[entry.network]))[0])
+        return probability >= entry.threshold
 
     def activation_map(self, raw: RawOutput, bone: str) -> tuple[np.ndarray, Frame]:
         """Class activation map of `bone`'s map head (h, w, in [0, 1]) and its framing."""

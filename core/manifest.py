@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from core import errors
-from core.models import BONE_TYPE_CLASSES, BONES, FRACTURE_CLASSES, ORIENTATION_CLASSES
+from core.models import (
+    BONE_TYPE_CLASSES,
+    BONES,
+    FRACTURE_CLASSES,
+    ORIENTATION_CLASSES,
+    POLARITY_CLASSES,
+)
 from core.paths import WEIGHTS
 
 MANIFEST_NAME = "manifest.json"
@@ -85,6 +91,11 @@ class Manifest:
         return self.heads.get(ORIENTATION_KEY)
 
     @property
+    def polarity(self) -> HeadEntry | None:
+        """The optional polarity head (grey levels reversed from the training images')."""
+        return self.heads.get(POLARITY_KEY)
+
+    @property
     def fracture(self) -> dict[str, HeadEntry]:
         """Each bone's fracture head, in BONES order."""
         return {bone: self.heads[fracture_key(bone)] for bone in BONES}
@@ -125,12 +136,16 @@ REQUIRED_HEADS = ("bone_type", *(fracture_key(bone) for bone in BONES))
 
 
 ORIENTATION_KEY = "orientation"
+POLARITY_KEY = "polarity"
+GATED_HEADS = (ORIENTATION_KEY, POLARITY_KEY)  # optional heads that act above a least confidence
 
 
 def expected_classes(key: str) -> tuple[str, ...]:
     """Classes a head entry must list."""
     if key == ORIENTATION_KEY:
         return ORIENTATION_CLASSES
+    if key == POLARITY_KEY:
+        return POLARITY_CLASSES
     return BONE_TYPE_CLASSES if key == "bone_type" else FRACTURE_CLASSES
 
 
@@ -167,8 +182,9 @@ def read_manifest(folder: Path | str = DEFAULT_WEIGHTS) -> Manifest:
         missing = [key for key in REQUIRED_HEADS if key not in heads]
         if missing:
             raise ValueError(f"no entry for {', '.join(missing)}")
-        if ORIENTATION_KEY in heads and heads[ORIENTATION_KEY].threshold is None:
-            raise ValueError("the orientation head has no threshold (its least confidence)")
+        for key in GATED_HEADS:
+            if key in heads and heads[key].threshold is None:
+                raise ValueError(f"the {key} head has no threshold (its least confidence)")
         for key, head in heads.items():
             if head.map_head is not None and head.map_head not in heads:
                 raise ValueError(f"head '{key}' names an unknown map head {head.map_head!r}")
@@ -261,7 +277,7 @@ def _head(key: str, raw: dict[str, Any], networks: dict[str, NetworkEntry]) -> H
     if raw["network"] not in networks:
         raise ValueError(f"head '{key}' uses an unknown network {raw['network']!r}")
     classes = tuple(raw["classes"])
-    if key in (*REQUIRED_HEADS, ORIENTATION_KEY) and classes != expected_classes(key):
+    if key in (*REQUIRED_HEADS, *GATED_HEADS) and classes != expected_classes(key):
         raise ValueError(f"head '{key}' lists classes {list(classes)}")
     pooling = raw.get("pooling", "mean")
     if pooling not in POOLINGS:

@@ -20,6 +20,8 @@ BONE_TYPE_CLASSES = (*BONES, "Other")
 FRACTURE_CLASSES = ("normal", "fractured")
 # the orientation head: how many quarter turns (counter-clockwise) from the training orientation
 ORIENTATION_CLASSES = ("as trained", "turned 90", "turned 180", "turned 270")
+# the polarity head: whether the grey levels are reversed (bone dark, background light)
+POLARITY_CLASSES = ("as trained", "inverted")
 FLOAT16_LIMIT = 60000.0
 MAX_NPY_HEADER = 10_000  # bytes of an .npy member's header (numpy's own default limit)
 # what any failure to read a numpy archive can raise, from zipfile, zlib and numpy

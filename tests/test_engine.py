@@ -443,6 +443,68 @@ def test_an_orientation_head_needs_its_classes_and_least_confidence(two_networks
             read_manifest(folder)
 
 
+def add_polarity_head(folder: Path, logit: float, threshold: float) -> None:
+    """A polarity head on the bone-type network that always gives `logit` for "inverted"."""
+    from core.manifest import register_head_entry
+    from core.models import save_head
+
+    manifest = read_manifest(folder)
+    network = manifest.bone_type.network
+    channels = manifest.networks[network].feature_shape[-1]
+    path = folder / "polarity_head.npz"
+    save_head(np.zeros((channels, 1), np.float32), np.float32([logit]), path)
+    register_head_entry(folder, "polarity", path, network, threshold=threshold)
+    engine.clear_cache()
+
+
+def test_an_image_the_polarity_head_finds_inverted_is_reversed_back_for_the_fracture_networks(
+    two_networks, tmp_path, sample_png
+):
+    gray = read_xray(sample_png)
+    plain = engine.Engine(read_manifest(two_networks)).run(gray)
+    inverted = 1.0 - gray
+    without = engine.Engine(read_manifest(two_networks)).run(inverted)
+    folder = tmp_path / "polarity"
+    shutil.copytree(two_networks, folder)
+    add_polarity_head(folder, logit=4.0, threshold=0.9)
+    raw = engine.Engine(read_manifest(folder)).run(inverted)
+    assert raw.inverted and raw.quarter_turns == 0
+    assert raw.bone_probabilities == without.bone_probabilities  # bone type: the image as is
+    for bone in ("Elbow", "Hand", "Shoulder"):  # the fracture network saw the original image
+        assert raw.fracture_probabilities[bone] == pytest.approx(
+            plain.fracture_probabilities[bone], abs=1e-6
+        )
+        np.testing.assert_allclose(raw.fracture_maps[bone], plain.fracture_maps[bone], atol=1e-6)
+    assert raw.fracture_probabilities["Hand"] != pytest.approx(
+        without.fracture_probabilities["Hand"], abs=1e-6
+    )
+    result = predictions.analyze(sample_png, folder, bone="Hand")
+    assert any("grey levels look reversed" in note for note in result.notes)
+
+
+def test_the_polarity_head_turns_and_reverses_together_and_holds_back_when_unsure(
+    two_networks, tmp_path, sample_png
+):
+    gray = read_xray(sample_png)
+    plain = engine.Engine(read_manifest(two_networks)).run(gray)
+    folder = tmp_path / "both"
+    shutil.copytree(two_networks, folder)
+    add_orientation_head(folder, turns=1, threshold=0.5)
+    add_polarity_head(folder, logit=4.0, threshold=0.5)
+    changed = np.ascontiguousarray(np.rot90(1.0 - gray, 1))
+    raw = engine.Engine(read_manifest(folder)).run(changed)
+    assert raw.inverted and raw.quarter_turns == 1
+    assert raw.fracture_probabilities["Hand"] == pytest.approx(
+        plain.fracture_probabilities["Hand"], abs=1e-6
+    )
+    assert raw.fracture_frames["Hand"] == prepare_framed(changed, 48)[1]
+    add_polarity_head(folder, logit=1.0, threshold=0.9)  # p 0.73: not sure enough
+    assert not engine.Engine(read_manifest(folder)).run(changed).inverted
+    edit_manifest(folder, lambda raw: raw["heads"]["polarity"].pop("threshold"))
+    with pytest.raises(errors.ManifestError):
+        read_manifest(folder)
+
+
 def test_one_network_for_every_stage_is_run_again_on_the_turned_back_image(tmp_path, sample_png):
     single = make_random_weights(tmp_path / "single")  # bone type and fracture on `shared`
     gray = read_xray(sample_png)

@@ -17,14 +17,27 @@ from training.data.datasets import Record
 
 
 def pooled_features(
-    weights: Path, network: str, records: list[Record], cache: Path, turns: int = 1
+    weights: Path,
+    network: str,
+    records: list[Record],
+    cache: Path,
+    turns: int = 1,
+    inverted: bool = False,
 ) -> np.ndarray:
-    """(N * turns, C) mean-pooled feature maps of `records` through `network` (the app's LiteRT
-    file); with `turns` > 1, each record at 0, 1, ... quarter turns, in that order."""
+    """(N * views, C) mean-pooled feature maps of `records` through `network` (the app's LiteRT
+    file); with `turns` > 1, each record at 0, 1, ... quarter turns, in that order; with
+    `inverted`, each record as it is, then with its grey levels reversed."""
     manifest = read_manifest(weights)
     entry = manifest.networks[network]
     cache.mkdir(parents=True, exist_ok=True)
-    suffix = "" if turns == 1 else f"-turns{turns}"
+    if inverted and turns != 1:
+        raise ValueError("pooled_features: turns or inverted views, not both")
+    suffix = "-inverted" if inverted else ("" if turns == 1 else f"-turns{turns}")
+    changes = (
+        [lambda g: g, lambda g: 1.0 - g]
+        if inverted
+        else [lambda g, k=k: np.rot90(g, k) for k in range(turns)]
+    )
     store = cache / f"{network}-{entry.sha256[:12]}{suffix}.npz"
     known = dict(np.load(store)) if store.is_file() else {}
     runner = None
@@ -38,14 +51,14 @@ def pooled_features(
             except TriageError as error:
                 raise SystemExit(f"{record.path}: {error}") from error
             views = [
-                runner.features(preprocess(np.rot90(gray, k), entry.input_size)).mean(axis=(0, 1))
-                for k in range(turns)
+                runner.features(preprocess(change(gray), entry.input_size)).mean(axis=(0, 1))
+                for change in changes
             ]
-            known[name] = views[0] if turns == 1 else np.stack(views)
+            known[name] = views[0] if len(views) == 1 else np.stack(views)
         rows.append(known[name])
     if runner is not None:
         np.savez(store, **known)
-    return np.stack(rows).reshape(len(rows) * turns, -1).astype(np.float64)
+    return np.stack(rows).reshape(len(rows) * len(changes), -1).astype(np.float64)
 
 
 def standardise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

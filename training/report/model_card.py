@@ -122,6 +122,24 @@ def orientation_lines(heads: dict) -> list[str]:
     ]
 
 
+def polarity_lines(heads: dict) -> list[str]:
+    """What the polarity head does, if there is one."""
+    head = heads.get("polarity")
+    if not head:
+        return []
+    checked = head.get("validation", {})
+    accuracy = (
+        f"; it tells inverted from as stored on {checked['accuracy']:.1%} of validation views"
+        if checked
+        else ""
+    )
+    return [
+        f"- Polarity: a head on `{head['network']}` tells when an image's grey levels are "
+        "reversed (bone dark, background light); when it is at least "
+        f"{head['threshold']:.0%} sure, the fracture networks see them reversed back{accuracy}."
+    ]
+
+
 def bone_type_head_lines(heads: dict) -> list[str]:
     """How the bone-type head was refitted after its network's training, if it was."""
     refit = heads["bone_type"].get("provenance", {}).get("head_refit")
@@ -172,6 +190,7 @@ def markdown(raw: dict, report: dict) -> str:
         f"- Fracture: one head per bone; {verdict_sentence(heads)} 'Fractured' at the "
         "threshold in the manifest.",
         *orientation_lines(heads),
+        *polarity_lines(heads),
         "",
         "## Data",
         f"{FRACATLAS}.",
