@@ -41,6 +41,13 @@ def test_the_gate_turns_only_when_turning_helps():
     assert chosen["by_gate"][0.9]["turned_seen_upright"] < 1.0
 
 
+def test_of_gates_that_tie_the_surest_is_chosen_and_the_manifest_takes_it():
+    probabilities = np.tile([0.7, 0.1, 0.1, 0.1], (4, 1))  # every gate leaves these alone...
+    probabilities[3] = [0.02, 0.96, 0.01, 0.01]  # ... and turns this one back
+    chosen = fit_orientation.choose_gate(probabilities, np.array([0, 0, 0, 1]))
+    assert 0 < chosen["gate"] < 1 and chosen["gate"] == max(fit_orientation.GATES)
+
+
 def test_fit_orientation_writes_a_head_the_app_uses(tmp_path, sample_png):
     data = make_fracatlas_tree(tmp_path / "data", n=60)
     weights = tmp_path / "weights"
