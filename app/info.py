@@ -28,8 +28,8 @@ LIMITS = (
     "as an elbow, hand or shoulder X-ray get no verdict unless you choose the bone; the fracture "
     "models know only those three bones, so choose one only for an X-ray of that bone. An "
     "X-ray stored a quarter or half turn from the usual way is turned back for the fracture "
-    "models, and the result says so; an unusual exposure or inverted grey levels still weaken "
-    "them. In "
+    "models, and one with reversed grey levels (bone dark) is reversed back; the result says "
+    "so. An unusually dark or noisy exposure still weakens them. In "
     "MURA-trained models 'positive' means abnormal, which includes fractures but also hardware, "
     "arthritis and other findings."
 )

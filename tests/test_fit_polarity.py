@@ -58,12 +58,3 @@ def test_fit_polarity_writes_a_head_the_app_uses(tmp_path, sample_png):
     engine.clear_cache()
     result = predictions.analyze(sample_png, weights)
     assert 0.0 <= result.fracture_probability <= 1.0
-
-
-def test_the_model_card_says_what_the_polarity_head_does():
-    from training.report.model_card import polarity_lines
-
-    assert polarity_lines({}) == []
-    head = {"network": "bone_type", "threshold": 0.7, "validation": {"accuracy": 0.995}}
-    (line,) = polarity_lines({"polarity": head})
-    assert "`bone_type`" in line and "70%" in line and "99.5%" in line

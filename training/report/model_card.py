@@ -21,9 +21,9 @@ FRACATLAS = (
     "and joint marks (training/data/fracatlas_regions.csv, training/data/joint_marks.csv)"
 )
 WARNING = (
-    "Demonstration models trained on FracAtlas images on a 2-core CPU: the fracture network was "
-    "fine-tuned from ImageNet MobileNet v1 weights (Apache-2.0, weights/NOTICE.md), the bone-type "
-    "and 160-px networks were trained from random weights. One fracture verdict serves all three "
+    "Demonstration models trained on FracAtlas images on a 2-core CPU: the fracture and bone-type "
+    "networks were fine-tuned from ImageNet MobileNet v1 weights (Apache-2.0, weights/NOTICE.md), "
+    "the 160-px network was trained from random weights. One fracture verdict serves all three "
     "bones: FracAtlas holds too few elbow and shoulder fractures for models of their own. Not "
     "validated for clinical use. Decision support only: a radiologist must confirm every finding. "
     "Retrain on MURA v1.1 for real use (see README)."
@@ -85,11 +85,12 @@ def network_line(name: str, entry: dict, heads: dict) -> str:
 
 def architecture(entry: dict) -> str:
     """The network's family, from the manifest (or its training provenance)."""
-    backbone = entry.get("provenance", {}).get("backbone")
-    named = {
-        "mobilenet_v1": "MobileNet v1 (atrous last block, stride 16)",
-        "mobilenet_v2": "MobileNet v2 (atrous last stage, stride 16)",
-    }.get(backbone)
+    provenance = entry.get("provenance", {})
+    backbone = provenance.get("backbone") or provenance.get("training_options", {}).get("backbone")
+    named = {"mobilenet_v1": "MobileNet v1", "mobilenet_v2": "MobileNet v2"}.get(backbone)
+    shape = entry.get("feature_shape") or [0]
+    if named and shape[0] and entry.get("input_size", 0) / shape[0] == 16:
+        named += " (atrous last block, stride 16)"
     return entry.get("architecture") or named or "ResNet50"
 
 

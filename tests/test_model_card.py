@@ -1,0 +1,22 @@
+"""The model card's sentences about the networks and the gated heads."""
+
+from __future__ import annotations
+
+from training.report.model_card import architecture, polarity_lines
+
+
+def test_the_model_card_says_what_the_polarity_head_does():
+    assert polarity_lines({}) == []
+    head = {"network": "bone_type", "threshold": 0.7, "validation": {"accuracy": 0.995}}
+    (line,) = polarity_lines({"polarity": head})
+    assert "`bone_type`" in line and "70%" in line and "99.5%" in line
+
+
+def test_the_model_card_names_each_network_family_and_its_stride():
+    fracture = {"provenance": {"backbone": "mobilenet_v1"}, "input_size": 384,
+                "feature_shape": [24, 24, 1024]}  # fmt: skip
+    bone_type = {"provenance": {"training_options": {"backbone": "mobilenet_v1"}},
+                 "input_size": 160, "feature_shape": [5, 5, 1024]}  # fmt: skip
+    assert architecture(fracture) == "MobileNet v1 (atrous last block, stride 16)"
+    assert architecture(bone_type) == "MobileNet v1"
+    assert architecture({"input_size": 160, "feature_shape": [5, 5, 2048]}) == "ResNet50"
