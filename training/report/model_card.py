@@ -71,7 +71,7 @@ def network_line(name: str, entry: dict, heads: dict) -> str:
     tried = entry.get("parity", {}).get("test_split", {})
     chosen = "".join(
         f"; {quantization} vs float32 on test: bone-type answers agree on "
-        f"{report['bone_type_agreement']:.1%}"
+        f"{report['bone_type_agreement']:.2%}"
         for quantization, report in tried.items()
     )
     return (
@@ -219,7 +219,8 @@ def markdown(raw: dict, report: dict) -> str:
     for key, entry in [*networks.items(), *heads.items()]:
         command = entry.get("provenance", {}).get("command")
         if command:
-            commands.setdefault(command, []).append(key)
+            if key not in commands.setdefault(command, []):
+                commands[command].append(key)
     out += [f"- `{step['command']}` ({step['note']}), then:" for step in lineage(info)]
     for command, keys in commands.items():
         out.append(f"- `{command}` (wrote: {', '.join(keys)})")
@@ -272,7 +273,7 @@ def markdown(raw: dict, report: dict) -> str:
                 verdict = "earns its place" if test["earns_its_place"] else "does not"
                 out.append(
                     f"- `{name}` alone in {quantization} ({verdict}): bone-type answers agree on "
-                    f"{test['bone_type_agreement']:.1%}; fracture AUROC float32 vs "
+                    f"{test['bone_type_agreement']:.2%}; fracture AUROC float32 vs "
                     f"{quantization}: {aurocs}."
                 )
     out += [
