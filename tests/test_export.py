@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import pytest
 
 import predictions
@@ -143,3 +144,31 @@ def test_locate_with_maps_points_each_fracture_head_at_its_map(two_networks, tmp
     assert manifest.fracture["Hand"].map_head == "fracture_hand_map"
     assert manifest.map_of("Hand").box_threshold == 0.5
     assert manifest.fracture["Elbow"].map_head is None
+
+
+def test_merge_drops_the_heads_that_read_a_network_replaced_by_another_shape(
+    two_networks, tmp_path
+):
+    from core.manifest import register_head_entry
+    from core.models import save_head
+
+    def with_orientation(folder):
+        channels = read_manifest(folder).networks["shared"].feature_shape[-1]
+        save_head(np.zeros((channels, 4), np.float32), np.zeros(4, np.float32),
+                  folder / "orientation_head.npz")  # fmt: skip
+        register_head_entry(folder, "orientation", folder / "orientation_head.npz", "shared",
+                            threshold=0.5)  # fmt: skip
+
+    for channels_change, kept in ((0, True), (8, False)):
+        weights, other = tmp_path / f"w{channels_change}", tmp_path / f"o{channels_change}"
+        shutil.copytree(two_networks, weights)
+        shutil.copytree(two_networks, other)
+        with_orientation(weights)
+        raw = json.loads((other / "manifest.json").read_text())
+        raw["networks"]["shared"]["feature_shape"][-1] += channels_change
+        (other / "manifest.json").write_text(json.dumps(raw))
+        export.merge(weights, other)
+        merged = json.loads((weights / "manifest.json").read_text())
+        assert ("orientation" in merged["heads"]) is kept
+        assert (weights / "orientation_head.npz").is_file() is kept
+        assert "bone_type" in merged["heads"]  # the other folder's own heads come along

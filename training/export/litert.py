@@ -320,9 +320,21 @@ def reexport(weights: Path, train_records: list) -> None:
 
 def merge(weights: Path, other: Path) -> None:
     """Copy `other`'s networks and heads (files and entries) into `weights`, replacing entries of
-    the same name; a bone-type head brings its recognition threshold along."""
+    the same name; a bone-type head brings its recognition threshold along. Heads of `weights`
+    that read a network replaced by one with another number of channels are dropped (refit them,
+    e.g. the orientation head)."""
     source, target = manifest_io.load_raw(other), manifest_io.load_raw(weights)
     weights.mkdir(parents=True, exist_ok=True)
+    changed = {  # networks replaced by one with another feature map: their old heads cannot read it
+        name
+        for name, entry in source["networks"].items()
+        if name in target["networks"]
+        and entry["feature_shape"][-1] != target["networks"][name]["feature_shape"][-1]
+    }
+    for key in [k for k, head in target["heads"].items() if head["network"] in changed]:
+        if key not in source["heads"]:
+            print(f"Dropped head '{key}': it read the previous '{target['heads'][key]['network']}'")
+            (weights / target["heads"].pop(key)["file"]).unlink(missing_ok=True)
     for section in ("networks", "heads"):
         for name, entry in source[section].items():
             files = {entry["file"], entry.get("keras_weights", {}).get("file")}
