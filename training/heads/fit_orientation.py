@@ -58,11 +58,12 @@ def choose_gate(probabilities: np.ndarray, truth: np.ndarray) -> dict:
     return {"gate": chosen, "by_gate": table}
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command line."""
+def gated_head_arguments(module: str, doc: str | None) -> argparse.ArgumentParser:
+    """The command line of a head fitted on a first-run network's features (orientation,
+    polarity): weights folder, data, network, L2 strength, feature cache, split seed."""
     parser = argparse.ArgumentParser(
-        prog="python -m training.heads.fit_orientation",
-        description=__doc__,
+        prog=f"python -m training.heads.{module}",
+        description=doc,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--weights", type=Path, required=True, help="weights folder to update")
@@ -71,7 +72,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--strength", type=float, default=1e-3, help="L2 strength")
     parser.add_argument("--cache", type=Path, default=Path("runs/orientation_features"))
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line."""
+    args = gated_head_arguments("fit_orientation", __doc__).parse_args(argv)
     started = time.time()
     splits, _ = datasets.load_splits("fracatlas", args.data, seed=args.seed)
     train, val = splits["train"], splits["val"]

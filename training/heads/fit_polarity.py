@@ -17,11 +17,9 @@ Features are read through the app's runtime and cached (`training.heads.linear.p
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -29,7 +27,7 @@ from core.heads import sigmoid
 from core.manifest import POLARITY_KEY
 from training.data import datasets
 from training.export.litert import register_head
-from training.heads.fit_orientation import choose_gate
+from training.heads.fit_orientation import choose_gate, gated_head_arguments
 from training.heads.fit_verdict import fit_logistic
 from training.heads.linear import pooled_features, standardise
 
@@ -45,18 +43,7 @@ def fit_polarity(x: np.ndarray, inverted: np.ndarray, strength: float) -> tuple[
 
 def main(argv: list[str] | None = None) -> int:
     """Command line."""
-    parser = argparse.ArgumentParser(
-        prog="python -m training.heads.fit_polarity",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--weights", type=Path, required=True, help="weights folder to update")
-    parser.add_argument("--data", type=Path, required=True, help="FracAtlas folder")
-    parser.add_argument("--network", default="bone_type", help="network whose features it reads")
-    parser.add_argument("--strength", type=float, default=1e-3, help="L2 strength")
-    parser.add_argument("--cache", type=Path, default=Path("runs/orientation_features"))
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    args = gated_head_arguments("fit_polarity", __doc__).parse_args(argv)
     started = time.time()
     splits, _ = datasets.load_splits("fracatlas", args.data, seed=args.seed)
     train, val = splits["train"], splits["val"]

@@ -218,9 +218,8 @@ def markdown(raw: dict, report: dict) -> str:
     commands: dict[str, list[str]] = {}
     for key, entry in [*networks.items(), *heads.items()]:
         command = entry.get("provenance", {}).get("command")
-        if command:
-            if key not in commands.setdefault(command, []):
-                commands[command].append(key)
+        if command and key not in commands.setdefault(command, []):
+            commands[command].append(key)
     out += [f"- `{step['command']}` ({step['note']}), then:" for step in lineage(info)]
     for command, keys in commands.items():
         out.append(f"- `{command}` (wrote: {', '.join(keys)})")
