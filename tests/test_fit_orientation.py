@@ -34,7 +34,7 @@ def test_the_gate_turns_only_when_turning_helps():
     for row, (k, p) in enumerate(zip(sure, confidence, strict=True)):
         probabilities[row] = (1 - p) / 3
         probabilities[row, k] = p
-    chosen = fit_orientation.choose_gate(probabilities, truth)
+    chosen = linear.choose_gate(probabilities, truth)
     assert chosen["gate"] == 0.6  # above 0.55 (the wrong turn), not above 0.6 (a right one)
     assert chosen["by_gate"][0.6]["as_stored_left_alone"] == 1.0
     assert chosen["by_gate"][0.6]["turned_seen_upright"] == 1.0
@@ -44,8 +44,8 @@ def test_the_gate_turns_only_when_turning_helps():
 def test_of_gates_that_tie_the_surest_is_chosen_and_the_manifest_takes_it():
     probabilities = np.tile([0.7, 0.1, 0.1, 0.1], (4, 1))  # every gate leaves these alone...
     probabilities[3] = [0.02, 0.96, 0.01, 0.01]  # ... and turns this one back
-    chosen = fit_orientation.choose_gate(probabilities, np.array([0, 0, 0, 1]))
-    assert 0 < chosen["gate"] < 1 and chosen["gate"] == max(fit_orientation.GATES)
+    chosen = linear.choose_gate(probabilities, np.array([0, 0, 0, 1]))
+    assert 0 < chosen["gate"] < 1 and chosen["gate"] == max(linear.GATES)
 
 
 def test_fit_orientation_writes_a_head_the_app_uses(tmp_path, sample_png):
@@ -59,7 +59,7 @@ def test_fit_orientation_writes_a_head_the_app_uses(tmp_path, sample_png):
     assert code == 0
     manifest = read_manifest(weights)
     head = manifest.orientation
-    assert head.network == "shared" and head.threshold in fit_orientation.GATES
+    assert head.network == "shared" and head.threshold in linear.GATES
     assert head.details["validation"]["views"] == 4 * head.details["validation"]["images"]
     engine.clear_cache()
     result = predictions.analyze(sample_png, weights)

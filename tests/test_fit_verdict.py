@@ -89,10 +89,10 @@ def test_an_offset_fitted_on_top_of_fixed_logits_only_adds_what_they_lack():
     rng = np.random.default_rng(2)
     x = rng.normal(0, 1, (400, 2))
     y = (x[:, 0] + 0.3 * rng.normal(size=400) > 0).astype(float)
-    w, b = fit_verdict.fit_logistic(x, y, 1e-6)
-    extra, extra_bias = fit_verdict.fit_logistic(x, y, 1e-6, offset=x @ w + b)
+    w, b = linear.fit_logistic(x, y, 1e-6)
+    extra, extra_bias = linear.fit_logistic(x, y, 1e-6, offset=x @ w + b)
     assert np.abs(extra).max() < 0.01 * np.abs(w).max() and abs(extra_bias) < 0.01
-    shifted, shifted_bias = fit_verdict.fit_logistic(x, y, 1e-6, offset=1.0)
+    shifted, shifted_bias = linear.fit_logistic(x, y, 1e-6, offset=1.0)
     np.testing.assert_allclose(shifted, w, atol=1e-3)
     assert shifted_bias == pytest.approx(b - 1.0, abs=1e-3)
 

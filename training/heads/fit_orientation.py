@@ -17,11 +17,9 @@ together. Features are read through the app's runtime and cached
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -30,49 +28,9 @@ from core.manifest import ORIENTATION_KEY
 from core.models import ORIENTATION_CLASSES
 from training.data import datasets
 from training.export.litert import register_head
-from training.heads.linear import fit_softmax, pooled_features
+from training.heads.linear import choose_gate, fit_softmax, gated_head_arguments, pooled_features
 
 TURNS = len(ORIENTATION_CLASSES)
-GATES = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # the manifest takes thresholds in (0, 1)
-
-
-def choose_gate(probabilities: np.ndarray, truth: np.ndarray) -> dict:
-    """The least confidence in GATES that maximises the share of views the fracture networks see
-    in their training orientation, with views as stored weighing as much as all turned views
-    together (a turn not taken leaves a turned view; a wrong turn spoils one); of gates that tie,
-    the highest."""
-    guess = probabilities.argmax(axis=1)
-    acts = guess != 0
-    upright = truth == 0
-    table = {}
-    for gate in GATES:
-        turned_back = acts & (probabilities.max(axis=1) >= gate)
-        seen_right = np.where(turned_back, guess == truth, upright)
-        table[gate] = {
-            "as_stored_left_alone": float(np.mean(seen_right[upright])),
-            "turned_seen_upright": float(np.mean(seen_right[~upright])),
-        }
-        table[gate]["score"] = float(np.mean(list(table[gate].values())))
-    # on a tie, the surest gate: act on an image only when as sure as validation allows
-    chosen = max(GATES, key=lambda gate: (round(table[gate]["score"], 9), gate))
-    return {"gate": chosen, "by_gate": table}
-
-
-def gated_head_arguments(module: str, doc: str | None) -> argparse.ArgumentParser:
-    """The command line of a head fitted on a first-run network's features (orientation,
-    polarity): weights folder, data, network, L2 strength, feature cache, split seed."""
-    parser = argparse.ArgumentParser(
-        prog=f"python -m training.heads.{module}",
-        description=doc,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--weights", type=Path, required=True, help="weights folder to update")
-    parser.add_argument("--data", type=Path, required=True, help="FracAtlas folder")
-    parser.add_argument("--network", default="bone_type", help="network whose features it reads")
-    parser.add_argument("--strength", type=float, default=1e-3, help="L2 strength")
-    parser.add_argument("--cache", type=Path, default=Path("runs/orientation_features"))
-    parser.add_argument("--seed", type=int, default=0)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

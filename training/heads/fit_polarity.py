@@ -11,7 +11,7 @@ stop 17). With this head the app reverses such an image back before the fracture
 
 Every training image is shown as it is and inverted; a logistic regression (L2) on the network's
 mean-pooled features learns which is which. Its least confidence is chosen on validation like the
-orientation head's (`fit_orientation.choose_gate`): images as stored weigh as much as inverted ones.
+orientation head's (`linear.choose_gate`): images as stored weigh as much as inverted ones.
 Features are read through the app's runtime and cached (`training.heads.linear.pooled_features`).
 """
 
@@ -27,9 +27,13 @@ from core.heads import sigmoid
 from core.manifest import POLARITY_KEY
 from training.data import datasets
 from training.export.litert import register_head
-from training.heads.fit_orientation import choose_gate, gated_head_arguments
-from training.heads.fit_verdict import fit_logistic
-from training.heads.linear import pooled_features, standardise
+from training.heads.linear import (
+    choose_gate,
+    fit_logistic,
+    gated_head_arguments,
+    pooled_features,
+    standardise,
+)
 
 
 def fit_polarity(x: np.ndarray, inverted: np.ndarray, strength: float) -> tuple[np.ndarray, float]:

@@ -25,7 +25,6 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import minimize
 
 from core import manifest as manifest_io
 from core.heads import sigmoid
@@ -34,7 +33,7 @@ from core.models import BONES
 from training.data import datasets
 from training.data.datasets import Record
 from training.export.litert import register_head
-from training.heads.linear import pooled_features, standardise
+from training.heads.linear import fit_logistic, pooled_features, standardise
 from training.metrics import auroc
 from training.networks.train import choose_thresholds, logit, operating_point_note
 
@@ -42,23 +41,6 @@ STRENGTHS = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
 BONE_STRENGTHS = (None, 0.1, 0.3, 1.0, 3.0)  # L2 of each bone's offset; None = no offsets
 FOLDS = 5
 COMMON = "common"  # the head every region shares; scores the other regions in cross-validation
-
-
-def fit_logistic(
-    x: np.ndarray, y: np.ndarray, strength: float, offset: np.ndarray | float = 0.0
-) -> tuple[np.ndarray, float]:
-    """L2-regularised logistic regression: weights and bias (x already standardised), on top of
-    fixed logits `offset` (a bone's offset is fitted on top of the common head)."""
-
-    def loss(params):
-        w, b = params[:-1], params[-1]
-        z = offset + x @ w + b
-        value = np.mean(np.logaddexp(0, z) - y * z) + strength * w @ w
-        g = (1 / (1 + np.exp(-z)) - y) / len(y)
-        return value, np.concatenate([x.T @ g + 2 * strength * w, [g.sum()]])
-
-    found = minimize(loss, np.zeros(x.shape[1] + 1), jac=True, method="L-BFGS-B")
-    return found.x[:-1], float(found.x[-1])
 
 
 def fit_heads(

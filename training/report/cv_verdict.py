@@ -23,8 +23,8 @@ import numpy as np
 from core.models import BONES
 from training import metrics
 from training.data import datasets
-from training.heads.fit_verdict import FOLDS, fit_logistic, hash_fold
-from training.heads.linear import pooled_features, standardise
+from training.heads.fit_verdict import FOLDS, hash_fold
+from training.heads.linear import fit_logistic, pooled_features, standardise
 
 
 def out_of_fold_scores(

@@ -32,8 +32,7 @@ import numpy as np
 from core.imaging import prepare, read_xray
 from training.data import datasets
 from training.data.datasets import Record
-from training.heads.fit_verdict import fit_logistic
-from training.heads.linear import pooled_features, standardise
+from training.heads.linear import fit_logistic, pooled_features, standardise
 from training.report.cv_verdict import group_aurocs, out_of_fold_scores
 
 VIEW = 224
