@@ -28,7 +28,13 @@ from core.manifest import ORIENTATION_KEY
 from core.models import ORIENTATION_CLASSES
 from training.data import datasets
 from training.export.litert import register_head
-from training.heads.linear import choose_gate, fit_softmax, gated_head_arguments, pooled_features
+from training.heads.linear import (
+    choose_gate,
+    fit_softmax,
+    gated_head_arguments,
+    gated_head_provenance,
+    pooled_features,
+)
 
 TURNS = len(ORIENTATION_CLASSES)
 
@@ -60,13 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         f"`{args.network}`, every training image at four quarter turns; least confidence chosen "
         "on validation (views as stored weigh as much as all turned views)",
         validation=validation,
-        provenance={
-            "data": "fracatlas, train split (fit) and val split (least confidence), "
-            f"seed {args.seed}",
-            "command": "python -m training.heads.fit_orientation "
-            + " ".join(sys.argv[1:] if argv is None else argv),
-            "training_minutes": round((time.time() - started) / 60, 1),
-        },
+        provenance=gated_head_provenance("fit_orientation", args.seed, argv, started),
     )
     print(f"Orientation head written to {args.weights}: least confidence {gate['gate']}")
     return 0

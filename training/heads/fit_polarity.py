@@ -31,6 +31,7 @@ from training.heads.linear import (
     choose_gate,
     fit_logistic,
     gated_head_arguments,
+    gated_head_provenance,
     pooled_features,
     standardise,
 )
@@ -71,13 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         f"`{args.network}`, every training image as it is and inverted; least confidence chosen "
         "on validation (images as stored weigh as much as inverted ones)",
         validation=validation,
-        provenance={
-            "data": "fracatlas, train split (fit) and val split (least confidence), "
-            f"seed {args.seed}",
-            "command": "python -m training.heads.fit_polarity "
-            + " ".join(sys.argv[1:] if argv is None else argv),
-            "training_minutes": round((time.time() - started) / 60, 1),
-        },
+        provenance=gated_head_provenance("fit_polarity", args.seed, argv, started),
     )
     print(f"Polarity head written to {args.weights}: least confidence {max(gate['gate'], 0.5)}")
     return 0

@@ -6,6 +6,8 @@ on these)."""
 from __future__ import annotations
 
 import argparse
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -159,3 +161,13 @@ def gated_head_arguments(module: str, doc: str | None) -> argparse.ArgumentParse
     parser.add_argument("--cache", type=Path, default=Path("runs/orientation_features"))
     parser.add_argument("--seed", type=int, default=0)
     return parser
+
+
+def gated_head_provenance(module: str, seed: int, argv: list[str] | None, started: float) -> dict:
+    """Where a gated head came from: its data, its command and how long it took."""
+    return {
+        "data": f"fracatlas, train split (fit) and val split (least confidence), seed {seed}",
+        "command": f"python -m training.heads.{module} "
+        + " ".join(sys.argv[1:] if argv is None else argv),
+        "training_minutes": round((time.time() - started) / 60, 1),
+    }
