@@ -366,20 +366,25 @@ def test_the_engine_is_loaded_once_and_again_when_the_manifest_changes(weights_c
     assert engine.get_engine(weights_copy) is second
 
 
-def add_orientation_head(folder: Path, turns: int, threshold: float) -> None:
-    """An orientation head on the bone-type network that always says `turns` (p about 0.98)."""
+def add_constant_head(folder: Path, key: str, bias: np.ndarray, threshold: float) -> None:
+    """A head `key` on the bone-type network whose logits are always `bias` (a zero kernel)."""
     from core.manifest import register_head_entry
     from core.models import save_head
 
     manifest = read_manifest(folder)
     network = manifest.bone_type.network
     channels = manifest.networks[network].feature_shape[-1]
+    path = folder / f"{key}_head.npz"
+    save_head(np.zeros((channels, len(bias)), np.float32), bias, path)
+    register_head_entry(folder, key, path, network, threshold=threshold)
+    engine.clear_cache()
+
+
+def add_orientation_head(folder: Path, turns: int, threshold: float) -> None:
+    """An orientation head on the bone-type network that always says `turns` (p about 0.98)."""
     bias = np.full(4, -2.0, np.float32)
     bias[turns] = 2.0
-    path = folder / "orientation_head.npz"
-    save_head(np.zeros((channels, 4), np.float32), bias, path)
-    register_head_entry(folder, "orientation", path, network, threshold=threshold)
-    engine.clear_cache()
+    add_constant_head(folder, "orientation", bias, threshold)
 
 
 def test_an_image_the_orientation_head_finds_turned_is_turned_back_for_the_fracture_networks(
@@ -445,16 +450,7 @@ def test_an_orientation_head_needs_its_classes_and_least_confidence(two_networks
 
 def add_polarity_head(folder: Path, logit: float, threshold: float) -> None:
     """A polarity head on the bone-type network that always gives `logit` for "inverted"."""
-    from core.manifest import register_head_entry
-    from core.models import save_head
-
-    manifest = read_manifest(folder)
-    network = manifest.bone_type.network
-    channels = manifest.networks[network].feature_shape[-1]
-    path = folder / "polarity_head.npz"
-    save_head(np.zeros((channels, 1), np.float32), np.float32([logit]), path)
-    register_head_entry(folder, "polarity", path, network, threshold=threshold)
-    engine.clear_cache()
+    add_constant_head(folder, "polarity", np.float32([logit]), threshold)
 
 
 def test_an_image_the_polarity_head_finds_inverted_is_reversed_back_for_the_fracture_networks(
