@@ -67,14 +67,14 @@ def main(argv: list[str] | None = None) -> int:
         kernel[:, None].astype(np.float32),
         np.float32([bias]),
         args.network,
-        threshold=max(gate["gate"], 0.5),
+        threshold=gate["gate"],  # >= 0.5: lower gates act alike on two classes and lose ties
         head=f"logistic regression (L2 {args.strength:g}) on the pooled features of "
         f"`{args.network}`, every training image as it is and inverted; least confidence chosen "
         "on validation (images as stored weigh as much as inverted ones)",
         validation=validation,
         provenance=gated_head_provenance("fit_polarity", args.seed, argv, started),
     )
-    print(f"Polarity head written to {args.weights}: least confidence {max(gate['gate'], 0.5)}")
+    print(f"Polarity head written to {args.weights}: least confidence {gate['gate']}")
     return 0
 
 
