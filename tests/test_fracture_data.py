@@ -164,3 +164,26 @@ def test_whole_images_alternate_fractured_and_keep_their_masks(tmp_path):
     assert cache.meta[rows[0]]["label"] == 1 and cache.meta[rows[2]]["label"] == 1
     np.testing.assert_array_equal(images[0, :, :, 0], cache.images[rows[0]])
     np.testing.assert_array_equal(masks[0], fd.cell_mask(cache.mask(rows[0])))
+
+
+def test_turned_whole_images_keep_the_mask_on_the_fracture():
+    image = np.zeros((64, 64), np.uint8)
+    image[8:24, 40:56] = 200  # a bright 'fracture' off the centre
+    mask = (image > 0).astype(np.uint8)
+    turned, turned_mask = fd.turn_whole(image, mask, np.random.default_rng(3), 30.0)
+    assert turned.shape == image.shape and turned_mask.shape == mask.shape
+    assert not np.array_equal(turned, image)  # a real turn, not the image as it was
+    inside = turned[turned_mask > 0]
+    assert inside.size > 0.8 * mask.sum() and np.median(inside) > 150
+    assert np.median(turned[turned_mask == 0]) == 0
+    assert fd.turn_whole(image, mask, np.random.default_rng(3), 0.0)[0].tolist() == image.tolist()
+
+
+def test_whole_angle_turns_the_sampled_whole_images(tmp_path):
+    data = write_fracatlas(tmp_path / "atlas")
+    records, _ = load_fracatlas(data, regions_csv=None)
+    cache = fd.build_cache(records, data, tmp_path / "cache", size=64)
+    settings = fd.CropSettings(crop=32, flips=False, exposure=False, whole_angle=20.0)
+    images, masks, rows = fd.CropSampler(cache, range(len(records)), settings, seed=0).whole(2)
+    assert not np.array_equal(images[0, :, :, 0], cache.images[rows[0]])
+    assert masks[0].any()  # the fracture's cells survive the turn

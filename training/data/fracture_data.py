@@ -207,6 +207,7 @@ class CropSettings:
     stride: int = STRIDE  # cell size of the network's feature map
     bone_share: float = 0.7  # share of the other crops centred on bright (bone) pixels
     hospital: float = 0.0  # strength of other hospitals' changes (`other_hospital`), 0 = none
+    whole_angle: float = 0.0  # whole images turned by up to this many degrees (0 = upright)
 
 
 class CropSampler:
@@ -287,8 +288,9 @@ class CropSampler:
         return images, np.stack(masks), np.array(rows)
 
     def whole(self, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """`size` whole prepared images (half of them fractured), flipped and exposure-jittered:
-        (size, S, S, 3) float32 [0, 255], (size, S / stride, S / stride) cell masks, rows."""
+        """`size` whole prepared images (half of them fractured), flipped, turned by up to
+        `whole_angle` degrees and exposure-jittered: (size, S, S, 3) float32 [0, 255],
+        (size, S / stride, S / stride) cell masks, rows."""
         images, masks, rows = [], [], []
         for k in range(size):
             fractured = self.fractured.size and k % 2 == 0
@@ -297,6 +299,8 @@ class CropSampler:
             else:
                 index = int(self.rng.choice(self.indices, p=self.weights))
             image, mask = np.asarray(self.cache.images[index]), self.cache.mask(index)
+            if self.settings.whole_angle:
+                image, mask = turn_whole(image, mask, self.rng, self.settings.whole_angle)
             if self.settings.flips and self.rng.random() < 0.5:
                 image, mask = image[:, ::-1], mask[:, ::-1]
             pixels = image.astype(np.float32)
@@ -309,6 +313,17 @@ class CropSampler:
             rows.append(index)
         stacked = np.repeat(np.stack(images)[..., None], 3, axis=3)
         return stacked, np.stack(masks), np.array(rows)
+
+
+def turn_whole(
+    image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, max_angle: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """A whole prepared image and its mask turned together about the centre by a random angle
+    in +-`max_angle` degrees (corners that leave the frame are lost, new ones are black)."""
+    angle = float(rng.uniform(-max_angle, max_angle))
+    size = image.shape[0]
+    turned = warp(image, size / 2, size / 2, angle, 1.0, size, Image.BILINEAR)
+    return turned, warp(mask, size / 2, size / 2, angle, 1.0, size, Image.NEAREST)
 
 
 def warp(
@@ -342,7 +357,7 @@ def other_hospital(
         pixels, mask = np.rot90(pixels, turns), np.rot90(mask, turns)
     image = np.ascontiguousarray(pixels, dtype=np.float32) / 255.0
     if rng.random() < 0.5 * p:
-        image = augment.gamma(image, float(np.exp(rng.uniform(np.log(0.6), np.log(1.7)))))
+        image = augment.gamma(image, float(np.exp(rng.uniform(np.log(0.5), np.log(2.0)))))
     if rng.random() < 0.2 * p:
         image = augment.blur(image, float(rng.uniform(0.4, 1.2)))
     if rng.random() < 0.2 * p:

@@ -298,6 +298,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--hospital", type=float, default=0.0,
         help="strength of other hospitals' changes on crops (turns, exposure, polarity, letters)",
     )  # fmt: skip
+    parser.add_argument(
+        "--whole-angle", type=float, default=0.0,
+        help="whole-image steps turn the image by up to this many degrees",
+    )  # fmt: skip
     parser.add_argument("--whole-every", type=int, default=3, help="whole-image step every N")
     parser.add_argument("--whole-batch", type=int, default=2, help="whole images per such step")
     parser.add_argument("--delta-l2", type=float, default=1e-2)
@@ -375,7 +379,10 @@ def main(argv: list[str] | None = None) -> int:
         cache,
         index["train"],
         CropSettings(
-            crop=args.crop, stride=trunk_stride(args.backbone, args.layer), hospital=args.hospital
+            crop=args.crop,
+            stride=trunk_stride(args.backbone, args.layer),
+            hospital=args.hospital,
+            whole_angle=args.whole_angle,
         ),
         seed=args.seed,
     )
