@@ -143,3 +143,24 @@ def test_fitted_verdict_is_what_the_app_computes(tmp_path, monkeypatch):
     engine.clear_cache()
     result = predictions.analyze(record.path, weights, bone="Hand")
     assert result.fracture_probability == pytest.approx(1 / (1 + np.exp(-logits)), abs=1e-4)
+
+
+def test_hospital_copies_fit_on_changed_views_and_report_them(tmp_path):
+    data = make_fracatlas_tree(tmp_path / "data", n=60)
+    weights = tmp_path / "weights"
+    shutil.copytree(make_random_weights(tmp_path / "two", separate_fracture_size=48), weights)
+    cache = tmp_path / "cache"
+    assert fit_command(weights, data, cache, "--hospital-copies", "2") == 0
+    hand = read_manifest(weights).fracture["Hand"]
+    assert "2 changed view(s)" in hand.details["head"]
+    changed = hand.details["validation"]["changed_view"]
+    assert set(changed) == {"auroc_all_regions", "auroc_three_bones"}
+
+    records = datasets.load_splits("fracatlas", data)[0]["train"][:4]
+    views = linear.changed_features(weights, "fracture", records, cache, copies=2)
+    assert views.shape[0] == 8 and not np.allclose(views[0], views[1])  # two different views
+    fresh = tmp_path / "fresh_cache"  # computed again, not read back
+    reordered = linear.changed_features(weights, "fracture", records[::-1], fresh, copies=2)
+    np.testing.assert_allclose(reordered[-2:], views[:2])  # seeded by file name, not position
+    plain = linear.pooled_features(weights, "fracture", records, cache)
+    assert not np.allclose(plain[0], views[0])

@@ -60,9 +60,10 @@ def quantised_file(tmp_path_factory) -> Path:
     return path
 
 
-def test_keras_rebuild_reproduces_a_quantised_file(quantised_file):
+def test_keras_rebuild_reproduces_a_quantised_file(quantised_file, monkeypatch):
     from ai_edge_litert.interpreter import Interpreter
 
+    monkeypatch.setattr(mobilenet, "is_project_export", lambda path: False)  # a stand-in
     rebuilt = mobilenet.build_mobilenet_v1(quantised_file, 96, blocks=BLOCKS)
     interpreter = Interpreter(model_path=str(quantised_file))
     interpreter.allocate_tensors()
@@ -80,15 +81,30 @@ def test_keras_rebuild_reproduces_a_quantised_file(quantised_file):
     assert pooled_cosines(np.stack(reference), random).min() < 0.99  # the check can fail
 
 
-def test_a_file_with_too_few_convolutions_is_refused(tmp_path):
+def test_a_file_with_too_few_convolutions_is_refused(tmp_path, monkeypatch):
     from training.export.litert import convert
 
     shallow = tmp_path / "two_blocks.tflite"
     shallow.write_bytes(convert(mobilenet.build_mobilenet_v1(None, 64, blocks=2), "float32"))
+    monkeypatch.setattr(mobilenet, "is_project_export", lambda path: False)  # a stand-in
     with pytest.raises(ValueError, match="has 5 convolutions, the network 27"):
         mobilenet.build_mobilenet_v1(shallow, 64)
     two_blocks = mobilenet.build_mobilenet_v1(shallow, 64, blocks=2)
     assert two_blocks.output_shape == (None, 16, 16, 128)
+
+
+@pytest.mark.parametrize("variant", ["float32", "dynamic-int8"])
+def test_a_network_this_project_exported_is_refused_as_a_start(tmp_path, variant):
+    from training.export.litert import convert
+
+    network = mobilenet.build_mobilenet_v1(None, 64, blocks=2)
+    exported = tmp_path / f"exported.{variant}.tflite"
+    exported.write_bytes(convert(network, variant))
+    with pytest.raises(ValueError, match="a network this project exported"):
+        mobilenet.build_mobilenet_v1(exported, 64, blocks=2)
+    # the reason: the converter folded the input layer's 1/128 into the first kernel
+    first = mobilenet.tflite_conv_weights(exported)[0].kernel
+    assert np.allclose(first * 128, network.get_layer("conv0").get_weights()[0], atol=1e-2)
 
 
 @pytest.mark.skipif(not PRETRAINED_V1.is_file(), reason="../shared/pretrained is not here")

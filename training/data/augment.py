@@ -228,6 +228,29 @@ def acquisition(image: np.ndarray, rng: np.random.Generator, strength: float = 1
     return restretch(image)
 
 
+def after_correction(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Another hospital's image as the fracture networks see it once the app has turned it
+    upright and set its grey levels right (the orientation and polarity heads): a small
+    rotation, a flip, exposure and gamma, blur or noise, a burned-in letter and borders."""
+    if rng.random() < 0.5:
+        image = flip(image)
+    if rng.random() < 0.6:
+        image = rotate(image, float(rng.uniform(-20, 20)))
+    if rng.random() < 0.7:
+        image = gamma(image, float(np.exp(rng.uniform(np.log(0.5), np.log(2.0)))))
+    if rng.random() < 0.5:
+        image = contrast(image, float(rng.uniform(0.6, 1.4)), float(rng.uniform(-0.15, 0.15)))
+    if rng.random() < 0.3:
+        image = blur(image, float(rng.uniform(0.5, 2.0)) * max(image.shape) / 512)
+    if rng.random() < 0.3:
+        image = noise(image, rng, float(rng.uniform(0.01, 0.05)))
+    if rng.random() < 0.5:
+        image = burn_letter(image, rng)
+    if rng.random() < 0.5:
+        image = add_borders(image, rng, widest=0.3, value=0.0)
+    return restretch(image)
+
+
 def synthesize(
     image: np.ndarray,
     bone: str,

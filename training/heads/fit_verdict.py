@@ -11,8 +11,11 @@ L2-regularised logistic regression on the training split (every region: fracture
 learned from all bones). With `--bone-offsets`, each bone's head adds an offset fitted on that
 bone's images on top of it and pulled towards zero by its own L2 ("none" is one of the choices).
 L2 strengths are chosen by 5-fold cross-validation over training patients; each bone's threshold
-on validation (Youden's J), moved to 0.5 through the bias. Features are read through
-the app's own runtime and cached in `--cache` (keyed by checksum).
+on validation (Youden's J), moved to 0.5 through the bias. With `--hospital-copies N`, the
+regression also sees N changed views of each training image (`augment.after_correction`: how
+another hospital's image reaches the fracture networks after the app's corrections), with the
+image's label and patient, and validation is reported on one changed view of each image too.
+Features are read through the app's own runtime and cached in `--cache` (keyed by checksum).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from core.models import BONES
 from training.data import datasets
 from training.data.datasets import Record
 from training.export.litert import register_head
-from training.heads.linear import fit_logistic, pooled_features, standardise
+from training.heads.linear import changed_features, fit_logistic, pooled_features, standardise
 from training.metrics import auroc
 from training.networks.train import choose_thresholds, logit, operating_point_note
 
@@ -156,6 +159,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="fit an offset per bone on top of the common head (L2 or none by cross-validation)",
     )
+    parser.add_argument(
+        "--hospital-copies",
+        type=int,
+        default=0,
+        help="also fit on N changed views of each training image (augment.after_correction)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     started = time.time()
@@ -163,22 +172,30 @@ def main(argv: list[str] | None = None) -> int:
     splits, _ = datasets.load_splits("fracatlas", args.data, seed=args.seed)
     train, val = splits["train"], splits["val"]
     both = [pooled_features(args.weights, net, train + val, args.cache) for net in networks]
+    fit_blocks, fit_records = [block[: len(train)] for block in both], list(train)
+    if args.hospital_copies:
+        copies = args.hospital_copies
+        changed = [
+            changed_features(args.weights, net, train, args.cache, copies, args.seed)
+            for net in networks
+        ]
+        fit_blocks = [np.concatenate(pair) for pair in zip(fit_blocks, changed, strict=True)]
+        fit_records += [r for r in train for _ in range(copies)]
     strengths = BONE_STRENGTHS if args.bone_offsets else (None,)
-    result = fit([block[: len(train)] for block in both], train, strengths)
-    val_blocks = [block[len(train) :] for block in both]
+    result = fit(fit_blocks, fit_records, strengths)
     val_scores = {
-        head: sigmoid(verdict_logits(val_blocks, result, head)) for head in (*BONES, COMMON)
+        head: sigmoid(verdict_logits([b[len(train) :] for b in both], result, head))
+        for head in (*BONES, COMMON)
     }
-    labels = np.array([r.label for r in val])
-    three = np.array([r.bone in BONES for r in val])
-    own = np.array(
-        [val_scores[r.bone if r.bone in BONES else COMMON][i] for i, r in enumerate(val)]
-    )
-    validation = {  # each image scored by its bone's head, other regions by the common head
-        "images": len(val),
-        "auroc_all_regions": auroc(labels, own),
-        "auroc_three_bones": auroc(labels[three], own[three]),
-    }
+    validation = {"images": len(val), **validation_auroc(val, val_scores)}
+    if args.hospital_copies:
+        changed_val = [
+            changed_features(args.weights, net, val, args.cache, 1, args.seed) for net in networks
+        ]
+        changed_scores = {
+            head: sigmoid(verdict_logits(changed_val, result, head)) for head in (*BONES, COMMON)
+        }
+        validation["changed_view"] = validation_auroc(val, changed_scores)
     summary = {k: result[k] for k in ("cross_validation", "bone_cross_validation")}
     print(json.dumps({**summary, **validation}, indent=1))
     offsets = (
@@ -187,10 +204,16 @@ def main(argv: list[str] | None = None) -> int:
         else ", plus an offset per bone fitted on that bone's images "
         f"(L2 {result['bone_strength']:g})"
     )
+    hospital = (
+        f", on each training image and {args.hospital_copies} changed view(s) of it "
+        "(augment.after_correction)"
+        if args.hospital_copies
+        else ""
+    )
     details = {
         "head": f"linear head on the pooled features of {' + '.join(networks)}, fitted on every "
-        f"training region (L2 {result['strength']:g}){offsets}; L2 chosen by {FOLDS}-fold "
-        "cross-validation over training patients",
+        f"training region (L2 {result['strength']:g}){offsets}{hospital}; L2 chosen by "
+        f"{FOLDS}-fold cross-validation over training patients",
         "validation": validation,
         "provenance": {
             "data": f"fracatlas, train split (fit) and val split (thresholds), seed {args.seed}",
@@ -232,6 +255,20 @@ def main(argv: list[str] | None = None) -> int:
     remove_unused_terms(args.weights, keep=written)
     print(f"Verdict heads written to {args.weights} in {(time.time() - started) / 60:.1f} min")
     return 0
+
+
+def validation_auroc(records: list[Record], scores: dict[str, np.ndarray]) -> dict[str, float]:
+    """AUROC over every region and over the three bones, each image scored by its bone's head
+    and other regions by the common head."""
+    labels = np.array([r.label for r in records])
+    three = np.array([r.bone in BONES for r in records])
+    own = np.array(
+        [scores[r.bone if r.bone in BONES else COMMON][i] for i, r in enumerate(records)]
+    )
+    return {
+        "auroc_all_regions": auroc(labels, own),
+        "auroc_three_bones": auroc(labels[three], own[three]),
+    }
 
 
 def answered_by(bone: str, own_offset: bool) -> str:

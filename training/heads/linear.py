@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from core.heads import softmax
 from core.imaging import preprocess, read_xray
 from core.manifest import read_manifest, verified_path
 from core.runtime import Network
+from training.data import augment
 from training.data.datasets import Record
 
 
@@ -64,6 +66,39 @@ def pooled_features(
     if runner is not None:
         np.savez(store, **known)
     return np.stack(rows).reshape(len(rows) * len(changes), -1).astype(np.float64)
+
+
+def changed_features(
+    weights: Path, network: str, records: list[Record], cache: Path, copies: int, seed: int = 0
+) -> np.ndarray:
+    """(N * copies, C) mean-pooled features of `copies` views of each record as another hospital
+    might show it after the app's corrections (`augment.after_correction`), record by record;
+    each view is seeded by the record's file name, so the rows do not depend on their order."""
+    manifest = read_manifest(weights)
+    entry = manifest.networks[network]
+    cache.mkdir(parents=True, exist_ok=True)
+    store = cache / f"{network}-{entry.sha256[:12]}-hospital{copies}s{seed}.npz"
+    known = dict(np.load(store)) if store.is_file() else {}
+    runner = None
+    rows = []
+    for record in records:
+        name = Path(record.path).name
+        if name not in known:
+            runner = runner or Network(verified_path(manifest, entry), entry)
+            gray = read_xray(record.path)
+            rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
+            known[name] = np.stack(
+                [
+                    runner.features(
+                        preprocess(augment.after_correction(gray, rng), entry.input_size)
+                    ).mean(axis=(0, 1))
+                    for _ in range(copies)
+                ]
+            )
+        rows.append(known[name])
+    if runner is not None:
+        np.savez(store, **known)
+    return np.stack(rows).reshape(len(rows) * copies, -1).astype(np.float64)
 
 
 def standardise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -133,7 +133,16 @@ def build_mobilenet_v1(
 
 def load_tflite_weights(model, path: str | Path) -> None:
     """Fill the model's convolutions, in order, from a TFLite file's (the file may hold more
-    convolutions after them, such as a classifier)."""
+    convolutions after them, such as a classifier). A file this project exported is refused:
+    its converter folded the input layer's division by 128 into the first kernel and a dilated
+    block's biases into other operations, so its convolutions are not the trained ones."""
+    if is_project_export(path):
+        raise ValueError(
+            f"{path} is a network this project exported: the converter folded its input layer's "
+            "scale and dilated blocks' biases into other operations, so its convolutions cannot "
+            "be read back as trained. Start from the training run's checkpoint or from "
+            "Google's file."
+        )
     layers = [
         layer for layer in model.layers if layer.__class__.__name__ in ("Conv2D", "DepthwiseConv2D")
     ]
@@ -148,3 +157,13 @@ def load_tflite_weights(model, path: str | Path) -> None:
                 f"the network wants {kernel.shape}"
             )
         layer.set_weights([weights.kernel, weights.bias])
+
+
+def is_project_export(path: str | Path) -> bool:
+    """True for a TFLite file this project exported: float input and a first op that adds the
+    ImageNet mean back (Google's files take uint8 or int8 input and start with a convolution)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path))
+    first = interpreter._get_ops_details()[0]["op_name"]  # the public API exposes no op list
+    return first == "ADD" and interpreter.get_input_details()[0]["dtype"] == np.float32
