@@ -34,17 +34,38 @@ def pooled_features(
     """(N * views, C) mean-pooled feature maps of `records` through `network` (the app's LiteRT
     file); with `turns` > 1, each record at 0, 1, ... quarter turns, in that order; with
     `inverted`, each record as it is, then with its grey levels reversed."""
-    manifest = read_manifest(weights)
-    entry = manifest.networks[network]
-    cache.mkdir(parents=True, exist_ok=True)
     if inverted and turns != 1:
         raise ValueError("pooled_features: turns or inverted views, not both")
     suffix = "-inverted" if inverted else ("" if turns == 1 else f"-turns{turns}")
-    changes = (
-        [lambda g: g, lambda g: 1.0 - g]
-        if inverted
-        else [lambda g, k=k: np.rot90(g, k) for k in range(turns)]
-    )
+
+    def views(gray: np.ndarray, _name: str) -> list[np.ndarray]:
+        return [gray, 1.0 - gray] if inverted else [np.rot90(gray, k) for k in range(turns)]
+
+    return _cached_views(weights, network, records, cache, suffix, views)
+
+
+def changed_features(
+    weights: Path, network: str, records: list[Record], cache: Path, copies: int, seed: int = 0
+) -> np.ndarray:
+    """(N * copies, C) mean-pooled features of `copies` views of each record as another hospital
+    might show it after the app's corrections (`augment.after_correction`), record by record;
+    each view is seeded by the record's file name, so the rows do not depend on their order."""
+
+    def views(gray: np.ndarray, name: str) -> list[np.ndarray]:
+        rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
+        return [augment.after_correction(gray, rng) for _ in range(copies)]
+
+    return _cached_views(weights, network, records, cache, f"-hospital{copies}s{seed}", views)
+
+
+def _cached_views(
+    weights: Path, network: str, records: list[Record], cache: Path, suffix: str, views_of
+) -> np.ndarray:
+    """(N * views, C) mean-pooled features of the views `views_of(gray, file name)` makes of
+    each record, read through the app's runtime and cached per network checksum and `suffix`."""
+    manifest = read_manifest(weights)
+    entry = manifest.networks[network]
+    cache.mkdir(parents=True, exist_ok=True)
     store = cache / f"{network}-{entry.sha256[:12]}{suffix}.npz"
     known = dict(np.load(store)) if store.is_file() else {}
     runner = None
@@ -57,48 +78,15 @@ def pooled_features(
                 gray = read_xray(record.path)
             except TriageError as error:
                 raise SystemExit(f"{record.path}: {error}") from error
-            views = [
-                runner.features(preprocess(change(gray), entry.input_size)).mean(axis=(0, 1))
-                for change in changes
+            pooled = [
+                runner.features(preprocess(view, entry.input_size)).mean(axis=(0, 1))
+                for view in views_of(gray, name)
             ]
-            known[name] = views[0] if len(views) == 1 else np.stack(views)
+            known[name] = pooled[0] if len(pooled) == 1 else np.stack(pooled)
         rows.append(known[name])
     if runner is not None:
         np.savez(store, **known)
-    return np.stack(rows).reshape(len(rows) * len(changes), -1).astype(np.float64)
-
-
-def changed_features(
-    weights: Path, network: str, records: list[Record], cache: Path, copies: int, seed: int = 0
-) -> np.ndarray:
-    """(N * copies, C) mean-pooled features of `copies` views of each record as another hospital
-    might show it after the app's corrections (`augment.after_correction`), record by record;
-    each view is seeded by the record's file name, so the rows do not depend on their order."""
-    manifest = read_manifest(weights)
-    entry = manifest.networks[network]
-    cache.mkdir(parents=True, exist_ok=True)
-    store = cache / f"{network}-{entry.sha256[:12]}-hospital{copies}s{seed}.npz"
-    known = dict(np.load(store)) if store.is_file() else {}
-    runner = None
-    rows = []
-    for record in records:
-        name = Path(record.path).name
-        if name not in known:
-            runner = runner or Network(verified_path(manifest, entry), entry)
-            gray = read_xray(record.path)
-            rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
-            known[name] = np.stack(
-                [
-                    runner.features(
-                        preprocess(augment.after_correction(gray, rng), entry.input_size)
-                    ).mean(axis=(0, 1))
-                    for _ in range(copies)
-                ]
-            )
-        rows.append(known[name])
-    if runner is not None:
-        np.savez(store, **known)
-    return np.stack(rows).reshape(len(rows) * copies, -1).astype(np.float64)
+    return np.concatenate([np.reshape(row, (-1, row.shape[-1])) for row in rows]).astype(np.float64)
 
 
 def standardise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
