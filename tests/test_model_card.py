@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from training.report.model_card import architecture, polarity_lines
+from training.report.model_card import architecture, polarity_lines, verdict_sentence
 
 
 def test_the_model_card_says_what_the_polarity_head_does():
@@ -20,3 +20,12 @@ def test_the_model_card_names_each_network_family_and_its_stride():
     assert architecture(fracture) == "MobileNet v1 (atrous last block, stride 16)"
     assert architecture(bone_type) == "MobileNet v1"
     assert architecture({"input_size": 160, "feature_shape": [5, 5, 2048]}) == "ResNet50"
+
+
+def test_the_model_card_says_when_the_verdict_saw_changed_views():
+    hand = {"network": "fracture", "plus_heads": ["fracture_term_shared"]}
+    heads = {"fracture_elbow": hand, "fracture_term_shared": {"network": "shared"}}
+    plain = verdict_sentence(heads)
+    assert "`fracture` and `shared`" in plain and "changed view" not in plain
+    hand["hospital_copies"] = 2
+    assert "2 changed view(s)" in verdict_sentence(heads)

@@ -215,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         f"training region (L2 {result['strength']:g}){offsets}{hospital}; L2 chosen by "
         f"{FOLDS}-fold cross-validation over training patients",
         "validation": validation,
+        **({"hospital_copies": args.hospital_copies} if args.hospital_copies else {}),
         "provenance": {
             "data": f"fracatlas, train split (fit) and val split (thresholds), seed {args.seed}",
             "command": "python -m training.heads.fit_verdict "

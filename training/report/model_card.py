@@ -98,12 +98,20 @@ def verdict_sentence(heads: dict) -> str:
     """Which networks each bone's fracture verdict reads (its head plus any heads it adds)."""
     head = heads[manifest_io.fracture_key(BONES[0])]
     networks = [head["network"], *(heads[key]["network"] for key in head.get("plus_heads", []))]
+    copies = head.get("hospital_copies")
+    fitted = (
+        f" It was fitted on every training image and {copies} changed view(s) of each (rotation, "
+        "exposure, blur or noise, letters, borders), so that other hospitals' exposure moves "
+        "it less."
+        if copies
+        else ""
+    )
     if len(networks) == 1:
-        return f"the verdict reads network `{networks[0]}`."
+        return f"the verdict reads network `{networks[0]}`.{fitted}"
     return (
         "the verdict adds the image logits of heads on networks "
         + " and ".join(f"`{name}`" for name in networks)
-        + " (one linear head over their pooled features)."
+        + f" (one linear head over their pooled features).{fitted}"
     )
 
 
