@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -47,3 +49,19 @@ def test_pooling_is_chosen_by_validation_auroc():
     pooling, r, tried = fr.choose_pooling({"logits": logits, "rows": [0, 1, 2, 3], "meta": meta})
     assert (pooling, r) == ("mean", 1.0)
     assert tried["mean r=1"] == 1.0 and tried["lse r=10"] == 0.0
+
+
+def test_shipped_probabilities_come_from_the_apps_engine(tmp_path):
+    from core import engine
+    from tests.factories import make_random_weights
+    from tests.mura_fixture import make_fracatlas_tree
+    from training.data import datasets
+
+    data = make_fracatlas_tree(tmp_path / "data", n=12)
+    weights = make_random_weights(tmp_path / "weights", favour_bone="Hand", fracture_logit=2.0)
+    records = datasets.load_splits("fracatlas", data)[0]["train"][:5]
+    engine.clear_cache()
+    probabilities = fr.shipped_probabilities(records, weights)
+    engine.clear_cache()
+    assert list(probabilities) == [r.path.name for r in records]
+    assert all(abs(p - 1 / (1 + math.exp(-2.0))) < 1e-3 for p in probabilities.values())

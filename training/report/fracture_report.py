@@ -204,33 +204,21 @@ def split_report(split: dict, cache, choice: dict, shipped: dict | None) -> dict
     return report
 
 
-def shipped_probabilities(records, weights: Path, size: int = 160) -> dict[str, float]:
-    """The shipped model's fracture probability per image id: 160-px ResNet50 features, the
-    record's own bone head for the three bones, else the head of the bone the shipped bone-type
-    head finds most likely among them (as the app routes)."""
-    import keras
-    import tensorflow as tf
+def shipped_probabilities(records, weights: Path) -> dict[str, float]:
+    """The shipped model's fracture probability per image id, through the app's engine: the
+    record's own bone for the three bones, else the bone the engine finds most likely among
+    them (as the app routes)."""
+    from core import engine as engines
+    from core.imaging import read_xray
 
-    from core.imaging import preprocess, read_xray
-    from core.models import load_arrays
-    from training.networks.backbones import RESNET50_INIT, load_trunk_weights
-
-    full = keras.applications.ResNet50(include_top=False, weights=None, input_shape=(size, size, 3))
-    load_trunk_weights(full, RESNET50_INIT)  # the 160-px network whose heads `weights` holds
-    features = tf.function(lambda x: tf.reduce_mean(full(x, training=False), axis=[1, 2]))
-    bone_type = load_arrays(weights / "bone_type_head.npz")
-    heads = {b: load_arrays(weights / f"fracture_{b.lower()}_head.npz") for b in BONES}
+    engine = engines.get_engine(weights)
     out = {}
     for record in records:
-        pixels = preprocess(read_xray(record.path), size)[None]
-        vector = np.asarray(features(tf.constant(pixels)))[0].astype(np.float64)
+        raw = engine.run(read_xray(record.path))
         bone = record.bone
         if bone not in BONES:
-            logits = vector @ bone_type["kernel"].astype(np.float64) + bone_type["bias"]
-            bone = BONES[int(np.argmax(logits[: len(BONES)]))]
-        head = heads[bone]
-        logit = vector @ head["kernel"].astype(np.float64)[:, 0] + float(head["bias"][0])
-        out[record.path.name] = float(sigmoid(logit))
+            bone = max(BONES, key=lambda name: raw.bone_probabilities.get(name, 0.0))
+        out[record.path.name] = float(raw.fracture_probabilities[bone])
     return out
 
 
