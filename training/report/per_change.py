@@ -1,6 +1,7 @@
 """How the fracture verdict holds up under one acquisition change at a time.
 
-    python -m training.report.per_change --data PATH [--weights DIR] [--negatives 300] [--out F]
+    python -m training.report.per_change --data PATH [--weights DIR] [--splits val,test]
+        [--negatives 300] [--out F]
 
 The held-out images (validation + test: no network saw them in training) are scored as stored and
 after each change another hospital's image may show (a quarter or half turn, a small rotation,
