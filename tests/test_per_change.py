@@ -10,6 +10,7 @@ import pytest
 
 from tests.factories import make_random_weights
 from tests.mura_fixture import make_fracatlas_tree
+from training.data import datasets
 from training.data.datasets import Record
 from training.report import per_change
 
@@ -59,8 +60,10 @@ def test_command_writes_a_row_per_change(tmp_path, capsys):
     weights = make_random_weights(tmp_path / "weights")
     out = tmp_path / "per_change.json"
     args = ["--data", str(data), "--weights", str(weights), "--negatives", "6", "--out", str(out)]
-    assert per_change.main(args) == 0
+    assert per_change.main([*args, "--splits", "val"]) == 0
     report = json.loads(out.read_text())
+    val = datasets.load_splits("fracatlas", data)[0]["val"]
+    assert report["images"] == len(per_change.held_out(val, 6))  # validation alone
     assert list(report["changes"]) == list(per_change.CHANGES)
     assert report["changes"]["as stored"]["mean_logit_shift"] == 0.0
     assert "darker (gamma 2)" in capsys.readouterr().out

@@ -118,9 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--negatives", type=int, default=300, help="normal images (0 = all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="JSON file for the table")
+    parser.add_argument("--splits", default="val,test", help="held-out splits (comma-separated)")
     args = parser.parse_args(argv)
     splits, _ = datasets.load_splits("fracatlas", args.data)
-    records = held_out(splits["val"] + splits["test"], args.negatives, args.seed)
+    chosen = [record for name in args.splits.split(",") for record in splits[name]]
+    records = held_out(chosen, args.negatives, args.seed)
     bones = sum(r.bone in BONES for r in records)
     print(f"{len(records)} held-out images ({bones} of the three bones)", flush=True)
     table = summarise(records, score_changes(records, args.weights))
