@@ -199,13 +199,9 @@ def restretch(image: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------- recipes
 
 
-def acquisition(image: np.ndarray, rng: np.random.Generator, strength: float = 1.0) -> np.ndarray:
-    """A random mix of the ways another hospital's image differs: rotation by multiples of 90
-    degrees plus a small angle, a flip, exposure and gamma, blur or noise, inverted polarity,
-    borders and a burned-in letter. `strength` scales how often each change is applied."""
-    p = float(np.clip(strength, 0.0, 1.0))
-    if rng.random() < 0.75 * p:
-        image = rotate90(image, int(rng.integers(1, 4)))
+def flip_angle_and_exposure(image: np.ndarray, rng: np.random.Generator, p: float) -> np.ndarray:
+    """The changes `acquisition` and `after_correction` share: a flip, a small rotation, gamma
+    and contrast, blur or noise (each but the flip `p` times as often as at full strength)."""
     if rng.random() < 0.5:
         image = flip(image)
     if rng.random() < 0.6 * p:
@@ -218,6 +214,17 @@ def acquisition(image: np.ndarray, rng: np.random.Generator, strength: float = 1
         image = blur(image, float(rng.uniform(0.5, 2.0)) * max(image.shape) / 512)
     if rng.random() < 0.3 * p:
         image = noise(image, rng, float(rng.uniform(0.01, 0.05)))
+    return image
+
+
+def acquisition(image: np.ndarray, rng: np.random.Generator, strength: float = 1.0) -> np.ndarray:
+    """A random mix of the ways another hospital's image differs: rotation by multiples of 90
+    degrees plus a small angle, a flip, exposure and gamma, blur or noise, inverted polarity,
+    borders and a burned-in letter. `strength` scales how often each change is applied."""
+    p = float(np.clip(strength, 0.0, 1.0))
+    if rng.random() < 0.75 * p:
+        image = rotate90(image, int(rng.integers(1, 4)))
+    image = flip_angle_and_exposure(image, rng, p)
     if rng.random() < 0.1 * p:
         image = invert(image)
     if rng.random() < 0.5 * p:
@@ -232,18 +239,7 @@ def after_correction(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Another hospital's image as the fracture networks see it once the app has turned it
     upright and set its grey levels right (the orientation and polarity heads): a small
     rotation, a flip, exposure and gamma, blur or noise, a burned-in letter and borders."""
-    if rng.random() < 0.5:
-        image = flip(image)
-    if rng.random() < 0.6:
-        image = rotate(image, float(rng.uniform(-20, 20)))
-    if rng.random() < 0.7:
-        image = gamma(image, float(np.exp(rng.uniform(np.log(0.5), np.log(2.0)))))
-    if rng.random() < 0.5:
-        image = contrast(image, float(rng.uniform(0.6, 1.4)), float(rng.uniform(-0.15, 0.15)))
-    if rng.random() < 0.3:
-        image = blur(image, float(rng.uniform(0.5, 2.0)) * max(image.shape) / 512)
-    if rng.random() < 0.3:
-        image = noise(image, rng, float(rng.uniform(0.01, 0.05)))
+    image = flip_angle_and_exposure(image, rng, 1.0)
     if rng.random() < 0.5:
         image = burn_letter(image, rng)
     if rng.random() < 0.5:
