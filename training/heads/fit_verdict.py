@@ -183,19 +183,13 @@ def main(argv: list[str] | None = None) -> int:
         fit_records += [r for r in train for _ in range(copies)]
     strengths = BONE_STRENGTHS if args.bone_offsets else (None,)
     result = fit(fit_blocks, fit_records, strengths)
-    val_scores = {
-        head: sigmoid(verdict_logits([b[len(train) :] for b in both], result, head))
-        for head in (*BONES, COMMON)
-    }
+    val_scores = head_scores([block[len(train) :] for block in both], result)
     validation = {"images": len(val), **validation_auroc(val, val_scores)}
     if args.hospital_copies:
         changed_val = [
             changed_features(args.weights, net, val, args.cache, 1, args.seed) for net in networks
         ]
-        changed_scores = {
-            head: sigmoid(verdict_logits(changed_val, result, head)) for head in (*BONES, COMMON)
-        }
-        validation["changed_view"] = validation_auroc(val, changed_scores)
+        validation["changed_view"] = validation_auroc(val, head_scores(changed_val, result))
     summary = {k: result[k] for k in ("cross_validation", "bone_cross_validation")}
     print(json.dumps({**summary, **validation}, indent=1))
     offsets = (
@@ -256,6 +250,11 @@ def main(argv: list[str] | None = None) -> int:
     remove_unused_terms(args.weights, keep=written)
     print(f"Verdict heads written to {args.weights} in {(time.time() - started) / 60:.1f} min")
     return 0
+
+
+def head_scores(blocks: list[np.ndarray], result: dict) -> dict[str, np.ndarray]:
+    """Each bone's and the common head's verdict probabilities from each network's features."""
+    return {head: sigmoid(verdict_logits(blocks, result, head)) for head in (*BONES, COMMON)}
 
 
 def validation_auroc(records: list[Record], scores: dict[str, np.ndarray]) -> dict[str, float]:
