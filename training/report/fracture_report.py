@@ -210,15 +210,15 @@ def shipped_probabilities(records, weights: Path) -> dict[str, float]:
     them (as the app routes)."""
     from core import engine as engines
     from core.imaging import read_xray
+    from training.report.per_change import routed_probability
 
     engine = engines.get_engine(weights)
     out = {}
     for record in records:
         raw = engine.run(read_xray(record.path))
-        bone = record.bone
-        if bone not in BONES:
-            bone = max(BONES, key=lambda name: raw.bone_probabilities.get(name, 0.0))
-        out[record.path.name] = float(raw.fracture_probabilities[bone])
+        own = record.bone in BONES
+        probability = raw.fracture_probabilities[record.bone] if own else routed_probability(raw)
+        out[record.path.name] = float(probability)
     return out
 
 
