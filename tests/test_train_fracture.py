@@ -66,6 +66,26 @@ def test_tiny_training_run_checkpoints_resumes_and_writes_cell_logits(tmp_path):
     assert tfr.main([*common, "--logits-only", "test"]) == 0
     assert np.load(out / "cell_logits_test.npz")["logits"].shape == (2, 8, 8, 4)
 
+    # a new run started from this one's weights (learning rate 0: they must come through as they
+    # are), monitored on the upper limb
+    follow = tmp_path / "follow"
+    following = [str(follow) if item == str(out) else item for item in common]
+    started = ["--start-from", str(out / "last.npz"), "--monitor", "upper_limb"]
+    more = ["--epochs", "1", "--lr", "0", "--upper-limb-weight", "6", "--no-final-logits"]
+    assert tfr.main([*following, *started, *more]) == 0
+    with np.load(out / "last.npz") as before, np.load(follow / "best.npz") as after:
+        trunk_keys = [key for key in before.files if key.startswith(("trunk/", "heads/"))]
+        assert trunk_keys and all(np.array_equal(before[k], after[k]) for k in trunk_keys)
+        state = json.loads(bytes(after["state"]).decode())
+    assert state["start_from"] == str(out / "last.npz") and state["epoch"] == 1
+    assert "auroc_upper_limb_own" in state["history"][0]
+
+
+def test_the_upper_limb_monitor_sums_its_own_figures():
+    figures = {"auroc_all_shared": 0.9, "auroc_upper_limb_own": 0.6, "top_cell_hit": float("nan")}
+    assert tfr.monitored_score(figures, "all") == pytest.approx(0.9)
+    assert tfr.monitored_score(figures, "upper_limb") == pytest.approx(0.6)
+
 
 def test_model_card_says_how_long_the_fracture_run_trained(tmp_path):
     from training.export.fracture import run_minutes

@@ -213,6 +213,7 @@ def image_scores(cache, indices, cell_logits, pooling: str, r: float) -> dict[st
         "bone": np.array([cache.meta[i]["bone"] for i in indices]),
         "shared": pooled[:, 0],
         "own": pooled[np.arange(len(indices)), bone_column],
+        "upper_limb": np.array([cache.meta[i]["region"] != "other" for i in indices]),
         "top_cell_hit": np.array(
             [
                 top_cell_hit(cache.meta[i]["model_boxes"], c[..., 0], cache.images.shape[1])
@@ -255,16 +256,29 @@ def summary(scores: dict[str, np.ndarray]) -> dict[str, float]:
     """Validation figures tracked per epoch."""
     bones = np.isin(scores["bone"], HEADS[1:])
     hand = scores["bone"] == "Hand"
+    upper = scores["upper_limb"]
     return {
         "auroc_all_shared": metrics.auroc(scores["label"], scores["shared"]),
         "auroc_3bones_own": metrics.auroc(scores["label"][bones], scores["own"][bones]),
         "auroc_3bones_shared": metrics.auroc(scores["label"][bones], scores["shared"][bones]),
         "auroc_hand_own": metrics.auroc(scores["label"][hand], scores["own"][hand]),
+        "auroc_upper_limb_own": metrics.auroc(scores["label"][upper], scores["own"][upper]),
         "top_cell_hit": float(np.nanmean(scores["top_cell_hit"])),
     }
 
 
 # ----------------------------------------------------------------------------- training
+
+
+MONITORS = {  # the validation figures whose sum picks best.npz
+    "all": ("auroc_all_shared", "top_cell_hit"),
+    "upper_limb": ("auroc_upper_limb_own", "top_cell_hit"),
+}
+
+
+def monitored_score(figures: dict[str, float], monitor: str) -> float:
+    """The sum of the `monitor`'s figures (a missing figure counts 0)."""
+    return float(sum(np.nan_to_num(figures[name]) for name in MONITORS[monitor]))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -277,6 +291,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--init", default=None,
         help="resnet50: backbone .npz (default: the shipped one), 'imagenet' or 'none'; "
         "mobilenet_v1 / mobilenet_v2: a TFLite MobileNet v1 / v2 file or 'none'",
+    )  # fmt: skip
+    parser.add_argument(
+        "--start-from", type=Path, default=None,
+        help="a checkpoint (best.npz / last.npz) of an earlier run with the same backbone and "
+        "layer: its weights, a fresh optimiser and schedule, no linear probe",
+    )  # fmt: skip
+    parser.add_argument(
+        "--upper-limb-weight", type=float, default=CropSettings.upper_limb_weight,
+        help="sampling weight of upper-limb images against lower limb and hip (1 = as many)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--monitor", choices=tuple(MONITORS), default="all",
+        help="validation figures that pick best.npz: AUROC over all regions or the upper limb "
+        "(its bone heads), plus the top-cell hit",
     )  # fmt: skip
     parser.add_argument("--layer", default=None, help="layer giving the map (default per backbone)")
     parser.add_argument(
@@ -383,6 +411,7 @@ def main(argv: list[str] | None = None) -> int:
             stride=trunk_stride(args.backbone, args.layer),
             hospital=args.hospital,
             whole_angle=args.whole_angle,
+            upper_limb_weight=args.upper_limb_weight,
         ),
         seed=args.seed,
     )
@@ -413,6 +442,7 @@ def main(argv: list[str] | None = None) -> int:
         "layer": args.layer,
         "backbone": args.backbone,
         "init": str(args.init),
+        "start_from": str(args.start_from) if args.start_from else None,
         "command": "python -m training.networks.train_fracture "
         + " ".join(sys.argv[1:] if argv is None else argv),
     }
@@ -421,6 +451,9 @@ def main(argv: list[str] | None = None) -> int:
         state = load_state(last, trunk, heads, optimizer)
         sampler.rng = np.random.default_rng(args.seed + 1000 * state["epoch"] + 1)
         print(f"resumed at epoch {state['epoch']}, {state['minutes']:.1f} min used", flush=True)
+    elif args.start_from:
+        load_state(args.start_from, trunk, heads)
+        print(f"weights from {args.start_from}", flush=True)
     elif args.probe_crops:
         probe_head(trunk, heads, sampler, args)
     total_steps = args.epochs * args.steps_per_epoch
@@ -490,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         state["history"].append(record)
         print(json.dumps(record), flush=True)
-        score = np.nan_to_num(figures["auroc_all_shared"]) + np.nan_to_num(figures["top_cell_hit"])
+        score = monitored_score(figures, args.monitor)
         if score > state["best"]:
             state["best"] = float(score)
             state["best_epoch"] = state["epoch"]
