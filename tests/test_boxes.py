@@ -58,6 +58,16 @@ def test_threshold_is_inclusive_and_the_map_must_be_2d():
         boxes_from_map(np.zeros((2, 2, 1)), IDENTITY, (40, 40), threshold=0.5)
 
 
+def test_a_long_region_gives_a_box_around_its_peak_and_the_whole_region_on_request():
+    cells = np.zeros((4, 8))
+    cells[1, 1:7] = [0.6, 0.6, 0.6, 0.7, 0.9, 0.6]  # one region along a row, peak in column 5
+    cells[2, 1] = 0.6  # part of the region, far from the peak
+    (box,) = boxes_from_map(cells, IDENTITY, (40, 40), threshold=0.5)
+    assert box == Box(20, 10, 35, 20, 0.9)  # columns 4-6 of row 1 (cells 5 px wide, 10 high)
+    (whole,) = boxes_from_map(cells, IDENTITY, (40, 40), threshold=0.5, reach=None)
+    assert whole == Box(5, 10, 35, 30, 0.9)
+
+
 def test_region_labelling_separates_distant_cells():
     grid = np.array([[1, 1, 0, 1], [0, 0, 0, 1], [1, 0, 0, 0]], dtype=bool)
     found = sorted(sorted(cells) for cells in regions(grid))
