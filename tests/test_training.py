@@ -103,10 +103,12 @@ def test_train_reload_and_evaluate(mura, tmp_path, capsys):
         "8",
         "--run-dir",
         str(tmp_path / "e"),
+        "--quantized",  # float32 only: the quantized files were checked above
     ]
     assert train.main(["backbone", *common, "--bone", "elbow", *elbow_run]) == 0
     routed = read_manifest(out)
     assert routed.fracture["Elbow"].network == "elbow_network"
+    assert routed.networks["elbow_network"].quantization == "float32"
     assert routed.fracture["Hand"].network == routed.bone_type.network == "shared"
     assert routed.fracture["Hand"].sha256 == after.fracture["Hand"].sha256
 
@@ -140,8 +142,12 @@ def test_resume_skips_a_finished_phase(mura, tmp_path, capsys):
         str(run),
         "--limit",
         "16",
+        "--quantized",  # float32 only (the quantized exports are checked in the test above)
     ]
     assert train.main(args) == 0
+    shared = read_manifest(out).networks["shared"]
+    assert shared.quantization == "float32" and shared.file == "shared.float32.tflite"
+    assert not (out / "shared.int8.tflite").exists()
     capsys.readouterr()
     assert train.main([*args, "--resume"]) == 0
     assert "already finished" in capsys.readouterr().out

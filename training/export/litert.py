@@ -83,15 +83,16 @@ def export_network(
     name: str,
     calibration: np.ndarray,
     provenance: dict[str, Any] | None = None,
+    quantized: tuple[str, ...] = QUANTIZED,
     **details: Any,
 ) -> dict[str, Any]:
-    """Write NAME.float32.tflite, NAME.dynamic-int8.tflite, NAME.int8.tflite and the Keras
-    weights (NAME.keras.npz, float16, for re-export and fine-tuning), measure parity, and
-    register the network.
+    """Write NAME.float32.tflite, the `quantized` variants (NAME.int8.tflite,
+    NAME.dynamic-int8.tflite) and the Keras weights (NAME.keras.npz, float16, for re-export and
+    fine-tuning), measure parity, and register the network.
 
     `model` (built by `training.networks.models.build_backbone`) maps a preprocessed (S, S, 3)
     image to a feature map (h, w, C); `calibration` holds at least 200 preprocessed training images.
-    The int8 file is the one loaded until `--choose`.
+    The int8 file (float32 without it) is the one loaded until `--choose`.
     """
     from training.networks.models import save_backbone
 
@@ -105,7 +106,7 @@ def export_network(
     check = calibration[:: max(1, len(calibration) // PARITY_IMAGES)][:PARITY_IMAGES]
     reference = np.asarray(model.predict(check, batch_size=8, verbose=0), np.float32)
     variants, parities = {}, {}
-    for quantization in ("float32", *QUANTIZED):
+    for quantization in ("float32", *quantized):
         path = out_dir / f"{name}.{quantization}.tflite"
         path.write_bytes(convert(model, quantization, calibration))
         entry = manifest_io.NetworkEntry(
@@ -114,12 +115,13 @@ def export_network(
         parities[quantization] = parity(reference, tflite_features(path, entry, check))
         variants[quantization] = {"file": path.name, "sha256": entry.sha256}
         print(f"{path.name}: {path.stat().st_size / 1e6:.1f} MB, parity {parities[quantization]}")
+    loaded = "int8" if "int8" in variants else "float32"
     return manifest_io.register_network(
         out_dir,
         name,
-        out_dir / variants["int8"]["file"],
+        out_dir / variants[loaded]["file"],
         size,
-        "int8",
+        loaded,
         feature_shape,
         variants=variants,
         parity={"features_vs_keras_float": parities, "calibration_images": len(calibration)},

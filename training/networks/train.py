@@ -32,7 +32,7 @@ from core.models import BONE_TYPE_CLASSES, BONES, is_recognised, load_head
 from training.data import datasets
 from training.data.datasets import Record
 from training.data.pipeline import calibration_images, class_weights, image_dataset, images_only
-from training.export.litert import export_network, register_head
+from training.export.litert import QUANTIZED, export_network, register_head
 from training.metrics import auroc
 from training.networks.models import build_backbone, build_training_model
 from training.threads import configure_threads
@@ -69,6 +69,7 @@ class Options:
     bone: str | None
     verbose: int
     threads: int
+    quantized: tuple[str, ...]
     command: str
 
 
@@ -126,7 +127,13 @@ def parse_args(argv: list[str] | None = None) -> Options:
     parser.add_argument(
         "--threads", type=int, default=0, help="CPU threads for TensorFlow (0: every core)"
     )
+    parser.add_argument(
+        "--quantized", nargs="*", choices=QUANTIZED, default=list(QUANTIZED),
+        help="quantized LiteRT files to write beside the float32 one (default: both; none with "
+        "a bare --quantized)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    args.quantized = tuple(args.quantized)
     run_dir = args.run_dir or ROOT / "runs" / args.target
     dataset = args.dataset if args.dataset != "auto" else datasets.detect_kind(args.data)
     arguments = sys.argv[1:] if argv is None else argv
@@ -549,6 +556,7 @@ def export_backbone_run(options: Options, splits, result) -> None:
         calibration_images(splits["train"], options.input_size),
         info,
         version=version,
+        quantized=options.quantized,
         architecture="ResNet50 without top; features = conv5_block3_out",
     )
     write_manifest_basics(options, *recognition_threshold(options, splits["val"], val_bone))
@@ -612,6 +620,7 @@ def export_bone_network(options: Options, splits, result) -> None:
         calibration_images(splits["train"], options.input_size),
         info,
         version=version_tag(),
+        quantized=options.quantized,
         architecture=f"ResNet50 without top, fine-tuned end to end on {bone} images",
     )
     labels = np.array([r.label for r in splits["val"]])
