@@ -101,3 +101,7 @@ def test_model_card_says_how_long_the_fracture_run_trained(tmp_path):
     info = {"training_minutes": 11.0, "run_minutes": 16.5, "best_epoch": 1}
     sentence = fracture_training({"fracture": {"provenance": info}})
     assert "trained 16.5 min" in sentence and "kept are from 11.0 min, epoch 1" in sentence
+    # weights from a later epoch than the run's monitor preferred (its last checkpoint)
+    later = {"training_minutes": 16.5, "run_minutes": 16.5, "epoch": 2, "best_epoch": 1}
+    sentence = fracture_training({"fracture": {"provenance": later}})
+    assert "kept are from 16.5 min, epoch 2" in sentence

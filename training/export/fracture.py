@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         "data": "FracAtlas (CC BY 4.0, Abedeen et al. 2023), train split, seed 0",
         "trained_by": "python -m training.networks.train_fracture",
         "run": args.run.name,
-        "best_epoch": state.get("best_epoch"),
+        "epoch": state.get("epoch"),  # the epoch these weights are from
+        "best_epoch": state.get("best_epoch"),  # the one the run's monitor preferred
         "training_minutes": round(state["minutes"], 1),
         "run_minutes": round(run_minutes(args.run, state["minutes"]), 1),
         "backbone": backbone,

@@ -166,7 +166,8 @@ def fracture_training(networks: dict) -> str:
     info = networks.get("fracture", {}).get("provenance", {})
     kept = info.get("training_minutes", "?")
     total = info.get("run_minutes", kept)
-    epoch = f", epoch {info['best_epoch']}" if info.get("best_epoch") else ""
+    number = info.get("epoch") or info.get("best_epoch")  # older manifests: best_epoch only
+    epoch = f", epoch {number}" if number else ""
     return (
         f"it trained {total} min on one thread of a shared CPU; the weights kept are from "
         f"{kept} min{epoch}"
