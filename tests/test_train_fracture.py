@@ -79,6 +79,13 @@ def test_tiny_training_run_checkpoints_resumes_and_writes_cell_logits(tmp_path):
         state = json.loads(bytes(after["state"]).decode())
     assert state["start_from"] == str(out / "last.npz") and state["epoch"] == 1
     assert "auroc_upper_limb_own" in state["history"][0]
+    # the export's provenance names the run it went on from
+    from training.export.fracture import started_from
+
+    lineage = started_from(state)
+    assert lineage["run"] == "run" and lineage["epoch"] == 2
+    assert lineage["command"].startswith("python -m training.networks.train_fracture")
+    assert started_from({"epoch": 3}) is None
 
 
 def test_the_upper_limb_monitor_sums_its_own_figures():
@@ -105,3 +112,8 @@ def test_model_card_says_how_long_the_fracture_run_trained(tmp_path):
     later = {"training_minutes": 16.5, "run_minutes": 16.5, "epoch": 2, "best_epoch": 1}
     sentence = fracture_training({"fracture": {"provenance": later}})
     assert "kept are from 16.5 min, epoch 2" in sentence
+    parent = {"run": "first", "epoch": 31, "training_minutes": 90.3}
+    went_on = {"training_minutes": 7.0, "run_minutes": 21.7, "epoch": 2, "started_from": parent}
+    sentence = fracture_training({"fracture": {"provenance": went_on}})
+    assert "trained 90.3 min" in sentence and "(run first, 31 epochs)" in sentence
+    assert "for 21.7 min more" in sentence and "7.0 min into that second run, epoch 2" in sentence

@@ -38,6 +38,26 @@ def run_minutes(run: Path, default: float) -> float:
     return sum(e["train_minutes"] + e["val_minutes"] for e in epochs) if epochs else default
 
 
+def started_from(state: dict) -> dict | None:
+    """The run a `--start-from` run continued: its checkpoint, and (when the file is still there)
+    its run folder, epoch, training minutes and command. None for a run that did not."""
+    start = state.get("start_from")
+    if not start:
+        return None
+    path = Path(start)
+    if not path.is_file():
+        return {"checkpoint": start}
+    with np.load(path, allow_pickle=False) as archive:
+        parent = json.loads(bytes(archive["state"]).decode())
+    return {
+        "checkpoint": start,
+        "run": path.parent.name,
+        "epoch": parent.get("epoch"),
+        "training_minutes": round(parent.get("minutes", 0.0), 1),
+        "command": parent.get("command"),
+    }
+
+
 def fixed_size_trunk(weights_from, size: int, layer: str = TRUNK_LAYER, backbone: str = "resnet50"):
     """A (size, size, 3) -> feature-map Keras model with the weights of a trained trunk."""
     model = build_trunk(backbone, "none", layer, input_size=size)
@@ -98,10 +118,12 @@ def main(argv: list[str] | None = None) -> int:
         "run_minutes": round(run_minutes(args.run, state["minutes"]), 1),
         "backbone": backbone,
         "init": describe_init(args.init or saved.get("init")),
+        "started_from": started_from(state),
         "command": "; ".join(
             filter(
                 None,
                 [
+                    (started_from(state) or {}).get("command"),
                     saved.get("command"),
                     "python -m training.export.fracture "
                     + " ".join(sys.argv[1:] if argv is None else argv),

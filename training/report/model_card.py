@@ -168,6 +168,14 @@ def fracture_training(networks: dict) -> str:
     total = info.get("run_minutes", kept)
     number = info.get("epoch") or info.get("best_epoch")  # older manifests: best_epoch only
     epoch = f", epoch {number}" if number else ""
+    parent = info.get("started_from")
+    if parent and parent.get("training_minutes") is not None:
+        return (
+            f"it trained {parent['training_minutes']} min on one thread of a shared CPU "
+            f"(run {parent.get('run')}, {parent.get('epoch')} epochs), then went on from that "
+            f"run's checkpoint for {total} min more; the weights kept are from {kept} min into "
+            f"that second run{epoch}"
+        )
     return (
         f"it trained {total} min on one thread of a shared CPU; the weights kept are from "
         f"{kept} min{epoch}"
