@@ -71,9 +71,19 @@ def test_quantization_is_chosen_per_network_by_the_rule(
     assert predictions.analyze(records[0].path, weights).bone in ("Elbow", "Hand", "Shoulder")
 
 
+def fake_speed(monkeypatch, **milliseconds: float) -> None:
+    """Give each variant a fixed run time (keyword names: float32, int8, dynamic_int8), so the
+    choice does not depend on how busy the machine is."""
+    times = {key.replace("_", "-"): value for key, value in milliseconds.items()}
+    monkeypatch.setattr(
+        export, "latency_ms", lambda weights, name, quantization: times[quantization]
+    )
+
+
 def test_dynamic_int8_is_kept_when_int8_alone_fails(two_networks, records, tmp_path, monkeypatch):
     weights = tmp_path / "weights"
     shutil.copytree(two_networks, weights)
+    fake_speed(monkeypatch, float32=10.0, int8=5.0, dynamic_int8=8.0)
     real_compare = export.compare
     tried: list[dict[str, str]] = []
     real_analyse = export.analyse_with
@@ -97,6 +107,27 @@ def test_dynamic_int8_is_kept_when_int8_alone_fails(two_networks, records, tmp_p
     engine.clear_cache()
     result = predictions.analyze(records[0].path, weights)
     assert 0.0 <= result.fracture_probability <= 1.0
+
+
+def test_a_variant_that_keeps_the_answers_but_runs_slower_is_refused(
+    two_networks, records, tmp_path, monkeypatch
+):
+    """On some CPUs dynamic-int8 runs slower than float32 (its activations are quantized at
+    run time): it must then not be chosen, however well it keeps the answers."""
+    weights = tmp_path / "weights"
+    shutil.copytree(two_networks, weights)
+    fake_speed(monkeypatch, float32=10.0, int8=12.0, dynamic_int8=14.0)
+    monkeypatch.setattr(export, "INT8_MIN_AGREEMENT", 0.0)  # every variant keeps the answers
+    monkeypatch.setattr(export, "INT8_MAX_AUROC_DROP", 1.0)
+    choice = export.choose(weights, records, only=("fracture",))
+    assert choice["chosen"]["fracture"] == "float32"
+    tried = read_manifest(weights).networks["fracture"].details["parity"]["test_split"]
+    expected = {"int8": 12.0, "dynamic-int8": 14.0}
+    for quantization, report in tried.items():
+        assert report["answers_kept"] and not report["earns_its_place"]
+        assert report["latency_ms"] == {"float32": 10.0, quantization: expected[quantization]}
+    assert "runs faster than float32" in choice["rule"]
+    engine.clear_cache()
 
 
 def test_choosing_one_network_keeps_the_others_as_they_are(two_networks, records, tmp_path):
