@@ -29,3 +29,22 @@ def test_the_model_card_says_when_the_verdict_saw_changed_views():
     assert "`fracture` and `shared`" in plain and "changed view" not in plain
     hand["hospital_copies"] = 2
     assert "2 changed view(s)" in verdict_sentence(heads)
+
+
+def test_a_network_line_gives_both_runs_minutes_and_the_variants_run_times():
+    from training.report.model_card import network_line
+
+    entry = {
+        "input_size": 384, "feature_shape": [24, 24, 1024], "quantization": "float32",
+        "provenance": {"backbone": "mobilenet_v1", "training_minutes": 7.0,
+                       "started_from": {"run": "first", "training_minutes": 90.3}},
+        "parity": {"test_split": {"dynamic-int8": {
+            "bone_type_agreement": 1.0, "latency_ms": {"float32": 28.7, "dynamic-int8": 39.3}}}},
+    }  # fmt: skip
+    line = network_line("fracture", entry, {"fracture_hand": {"network": "fracture"}})
+    assert "trained in 90.3 + 7.0 min." in line and "trained ?" not in line
+    assert "one run 39.3 ms against 28.7 ms in float32" in line
+    entry["provenance"] = {"date": "2026-12-07T01:26:00Z", "machine": "x86_64, 2 CPU cores",
+                           "training_minutes": 55.3}  # fmt: skip
+    line = network_line("fracture", entry, {})
+    assert "trained 2026-12-07T01:26:00Z on x86_64, 2 CPU cores in 55.3 min" in line

@@ -12,7 +12,10 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
+import platform
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +39,11 @@ def run_minutes(run: Path, default: float) -> float:
         return default
     epochs = json.loads(history.read_text())
     return sum(e["train_minutes"] + e["val_minutes"] for e in epochs) if epochs else default
+
+
+def saved_at(path: Path) -> str:
+    """When a checkpoint was written (UTC, from the file's modification time)."""
+    return datetime.fromtimestamp(path.stat().st_mtime, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def started_from(state: dict) -> dict | None:
@@ -116,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         "best_epoch": state.get("best_epoch"),  # the one the run's monitor preferred
         "training_minutes": round(state["minutes"], 1),
         "run_minutes": round(run_minutes(args.run, state["minutes"]), 1),
+        "date": saved_at(args.run / "best.npz"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
         "backbone": backbone,
         "init": describe_init(args.init or saved.get("init")),
         "started_from": started_from(state),
