@@ -24,8 +24,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parent.parent
 PATHS = ("litert", "keras", "seed")
 SEED_SIZE = 224
@@ -114,19 +112,12 @@ def child(path: str, image: Path, weights: Path, runs: int) -> None:
 def network_timings(weights: Path, runs: int) -> dict[str, float]:
     """Median warm ms of each LiteRT network alone (where the app's time goes)."""
     from core.engine import get_engine
+    from core.runtime import median_run_ms
 
     timings = {}
     for name, network in get_engine(weights).networks.items():
-        size = network.input_size
-        pixels = np.random.default_rng(0).uniform(-120, 150, (size, size, 3)).astype(np.float32)
-        network.features(pixels)
-        calls = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            network.features(pixels)
-            calls.append(time.perf_counter() - start)
-        quantization = network.entry.quantization
-        timings[f"{name} ({size} px, {quantization})"] = statistics.median(calls) * 1000
+        label = f"{name} ({network.input_size} px, {network.entry.quantization})"
+        timings[label] = median_run_ms(network, runs)
     return timings
 
 

@@ -21,7 +21,6 @@ import json
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,7 @@ import numpy as np
 from core import manifest as manifest_io
 from core.manifest import sha256_file
 from core.models import save_head
-from core.runtime import Network
+from core.runtime import Network, median_run_ms
 
 MIN_CALIBRATION = 200
 QUANTIZED = ("int8", "dynamic-int8")  # tried in this order (fastest first) by `choose`
@@ -218,15 +217,7 @@ def latency_ms(weights: Path, name: str, quantization: str, runs: int = 15) -> f
         name, variant["file"], variant["sha256"], raw["input_size"], quantization,
         tuple(raw["feature_shape"]),
     )  # fmt: skip
-    network = Network(weights / variant["file"], entry)
-    pixels = np.random.default_rng(0).uniform(-1, 1, (entry.input_size,) * 2 + (3,))
-    network.features(pixels)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        network.features(pixels)
-        times.append((time.perf_counter() - start) * 1000)
-    return round(float(np.median(times)), 2)
+    return round(median_run_ms(Network(weights / variant["file"], entry), runs), 2)
 
 
 def _answer(result) -> str:
