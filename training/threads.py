@@ -1,6 +1,15 @@
-"""How many CPU threads TensorFlow may use (training shares machines with other work)."""
+"""How many CPU threads TensorFlow may use (training shares machines with other work), and the
+machine a run records in its provenance."""
 
 from __future__ import annotations
+
+import os
+import platform
+
+
+def machine() -> str:
+    """This machine as training provenance names it, e.g. 'x86_64, 2 CPU cores'."""
+    return f"{platform.machine()}, {os.cpu_count()} CPU cores"
 
 
 def configure_threads(threads: int = 1) -> None:

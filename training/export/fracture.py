@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
-import platform
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,8 +23,8 @@ from core.models import BONES
 from training.data import datasets
 from training.data.fracture_data import open_cache
 from training.networks.backbones import build_trunk
-from training.networks.train_fracture import HEADS, TRUNK_LAYER
-from training.threads import configure_threads
+from training.networks.train_fracture import HEADS, TRUNK_LAYER, checkpoint_state
+from training.threads import configure_threads, machine
 
 CALIBRATION_IMAGES = 200
 
@@ -55,8 +53,7 @@ def started_from(state: dict) -> dict | None:
     path = Path(start)
     if not path.is_file():
         return {"checkpoint": start}
-    with np.load(path, allow_pickle=False) as archive:
-        parent = json.loads(bytes(archive["state"]).decode())
+    parent = checkpoint_state(path)
     return {
         "checkpoint": start,
         "run": path.parent.name,
@@ -105,13 +102,13 @@ def main(argv: list[str] | None = None) -> int:
 
     cache = open_cache(args.cache or args.run / "cache384")
     choice = json.loads((args.run / "report" / "choice.json").read_text())
-    with np.load(args.run / "best.npz") as archive:
-        saved = json.loads(bytes(archive["state"]).decode())
+    saved = checkpoint_state(args.run / "best.npz")
     layer, backbone = saved.get("layer", TRUNK_LAYER), saved.get("backbone", "resnet50")
     trunk = build_trunk(backbone, "none", layer)
     heads = make_heads(trunk.output_shape[-1])
     heads.build(trunk.output_shape)
     state = load_state(args.run / "best.npz", trunk, heads)
+    parent = started_from(state)
     size = cache.images.shape[1]
     model = fixed_size_trunk(trunk, size, layer, backbone)
     splits, _ = datasets.load_splits("fracatlas", args.data)
@@ -125,15 +122,15 @@ def main(argv: list[str] | None = None) -> int:
         "training_minutes": round(state["minutes"], 1),
         "run_minutes": round(run_minutes(args.run, state["minutes"]), 1),
         "date": saved_at(args.run / "best.npz"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
+        "machine": machine(),
         "backbone": backbone,
         "init": describe_init(args.init or saved.get("init")),
-        "started_from": started_from(state),
+        "started_from": parent,
         "command": "; ".join(
             filter(
                 None,
                 [
-                    (started_from(state) or {}).get("command"),
+                    (parent or {}).get("command"),
                     saved.get("command"),
                     "python -m training.export.fracture "
                     + " ".join(sys.argv[1:] if argv is None else argv),

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shlex
 import shutil
 import subprocess
@@ -35,7 +33,7 @@ from training.data.pipeline import calibration_images, class_weights, image_data
 from training.export.litert import QUANTIZED, export_network, register_head
 from training.metrics import auroc
 from training.networks.models import build_backbone, build_training_model
-from training.threads import configure_threads
+from training.threads import configure_threads, machine
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SHARED_NETWORK = "shared"
@@ -472,7 +470,7 @@ def provenance(options: Options, splits: dict[str, list[Record]], minutes: float
         "git_commit": git_commit(),
         "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "training_minutes": round(minutes, 1),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
+        "machine": machine(),
     }
 
 

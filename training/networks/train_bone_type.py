@@ -22,8 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -45,7 +43,7 @@ from training.networks.backbones import (
     RESNET50_INIT,
     build_pretrained_network,
 )
-from training.threads import configure_threads
+from training.threads import configure_threads, machine
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 NETWORK_NAME = "bone_type"
@@ -537,7 +535,7 @@ def export(options: Options, splits, report: dict, state: dict, model=None) -> P
         "validation": {k: v for k, v in report.items() if k.endswith("validation")},
         "finished_utc": finished.isoformat(timespec="seconds"),
         "date": finished.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
+        "machine": machine(),
         "joint_marks": "training/data/joint_marks.csv",
     }
     export_network(

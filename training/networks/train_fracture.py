@@ -161,6 +161,12 @@ def save_state(path: Path, trunk, heads, optimizer, state: dict) -> None:
     temporary.replace(path)
 
 
+def checkpoint_state(path: Path) -> dict:
+    """The loop state `save_state` wrote (epoch, minutes, command, ...), without the weights."""
+    with np.load(path, allow_pickle=False) as archive:
+        return json.loads(bytes(archive["state"]).decode())
+
+
 def load_state(path: Path, trunk, heads, optimizer=None) -> dict:
     """Restore what `save_state` wrote; returns the loop state."""
     with np.load(path, allow_pickle=False) as archive:
