@@ -52,11 +52,8 @@ def describe(result: Prediction | StudyPrediction, show_boxes: bool = False) -> 
     `show_boxes`, the detail line also says what the fracture boxes show."""
     note = " ".join(item for item in (result.routing_note, *result.notes) if item)
     if not result.recognised:
-        guess = result.model_bone
         return ResultText(
-            type_text=(
-                f"Type: not recognised (best guess {guess}, {result.bone_probabilities[guess]:.0%})"
-            ),
+            type_text=f"Type: not recognised\nModel's guess: {model_guess(result)}",
             result_text="Not recognised as an elbow, hand or shoulder X-ray",
             result_colour=AMBER,
             detail_text="No fracture verdict is given. If you know the bone:",
@@ -83,17 +80,22 @@ def describe(result: Prediction | StudyPrediction, show_boxes: bool = False) -> 
 
 def type_text(result: Prediction | StudyPrediction) -> str:
     """The bone type, who decided it, and (when not the model) the model's own best guess."""
-    bone, guess = result.bone, result.model_bone
-    guess_text = f"{guess} {result.bone_probabilities[guess]:.0%}"
-    other = other_region_likeliest(result.bone_probabilities)
-    if other is not None:
-        guess_text += f" (other region {other:.0%})"
+    bone, guess_text = result.bone, model_guess(result)
     if result.bone_source == CHOSEN:
         return f"Type: {bone} (chosen by you)\nModel's guess: {guess_text}"
     if result.bone_source == FROM_TAG:
         agreement = "agrees" if result.model_agrees else "disagrees"
         return f"Type: {bone} (from DICOM tag)\nModel {agreement}: {guess_text}"
     return f"Type: {bone} ({result.bone_probabilities[bone]:.0%})"
+
+
+def model_guess(result: Prediction | StudyPrediction) -> str:
+    """The model's likeliest bone and its probability, and the other-region probability when
+    that is higher: 'Elbow 0% (other region 100%)'."""
+    guess = result.model_bone
+    words = f"{guess} {result.bone_probabilities[guess]:.0%}"
+    other = other_region_likeliest(result.bone_probabilities)
+    return words if other is None else f"{words} (other region {other:.0%})"
 
 
 def default_screenshot_name(

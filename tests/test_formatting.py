@@ -83,7 +83,7 @@ def test_dicom_tag_with_disagreeing_model():
 
 def test_not_recognised_offers_the_three_bones():
     text = describe(prediction())
-    assert text.type_text == "Type: not recognised (best guess Hand, 29%)"
+    assert text.type_text == "Type: not recognised\nModel's guess: Hand 29% (other region 50%)"
     assert text.result_text == "Not recognised as an elbow, hand or shoulder X-ray"
     assert text.result_colour == AMBER and text.offer_bones
     assert "Fractured" not in text.result_text and "If you know the bone" in text.detail_text

@@ -51,6 +51,13 @@ def test_sample_images_get_a_complete_answer(path):
     assert chosen == result.label or not result.recognised
 
 
+def test_the_knee_sample_is_not_recognised():
+    """test/Other holds a knee: no verdict, the model's best guess and its confidence shown."""
+    result = predictions.analyze(ROOT / "test" / "Other" / "IMG0000026.jpg")
+    assert not result.recognised and result.label == "not recognised"
+    assert result.boxes == () and result.bone_probabilities["Other"] > 0.5
+
+
 def test_sample_study_and_heatmap():
     hand = sorted((ROOT / "test" / "Hand").glob("*/*.jpg"))
     study = predictions.analyze_study(hand)

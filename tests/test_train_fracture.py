@@ -49,6 +49,7 @@ def test_tiny_training_run_checkpoints_resumes_and_writes_cell_logits(tmp_path):
         "--data", str(data), "--out", str(out), "--init", "none", "--size", "64",
         "--crop", "32", "--batch", "2", "--steps-per-epoch", "2", "--warmup-steps", "1",
         "--layer", "conv3_block1_out",  # a short trunk keeps the test fast
+        "--keep-epochs",
     ]  # fmt: skip
     assert tfr.main([*common, "--epochs", "1"]) == 0
     history = json.loads((out / "history.json").read_text())
@@ -62,6 +63,10 @@ def test_tiny_training_run_checkpoints_resumes_and_writes_cell_logits(tmp_path):
     assert tfr.main([*common, "--epochs", "2", "--resume", "--no-final-logits"]) == 0
     history = json.loads((out / "history.json").read_text())
     assert [item["epoch"] for item in history] == [1, 2]
+    assert sorted(p.name for p in (out / "epochs").iterdir()) == ["epoch_01.npz", "epoch_02.npz"]
+    with np.load(out / "epochs" / "epoch_02.npz") as kept, np.load(out / "last.npz") as last:
+        assert all(np.array_equal(kept[k], last[k]) for k in kept.files if k != "state")
+        assert not any(k.startswith("opt/") for k in kept.files)  # weights only
     (out / "cell_logits_test.npz").unlink()
     assert tfr.main([*common, "--logits-only", "test"]) == 0
     assert np.load(out / "cell_logits_test.npz")["logits"].shape == (2, 8, 8, 4)
