@@ -203,3 +203,37 @@ def test_merge_drops_the_heads_that_read_a_network_replaced_by_another_shape(
         assert ("orientation" in merged["heads"]) is kept
         assert (weights / "orientation_head.npz").is_file() is kept
         assert "bone_type" in merged["heads"]  # the other folder's own heads come along
+
+
+def test_reexport_rebuilds_a_mobilenet_from_its_keras_weights(records, tmp_path, capsys):
+    import keras
+
+    from core.manifest import NetworkEntry, load_raw
+    from training.data.pipeline import calibration_images
+    from training.networks.backbones import build_pretrained_network
+
+    full = build_pretrained_network("mobilenet_v1", "none", 64)
+    model = keras.Model(full.input, full.get_layer("pw5_relu").output)
+    folder, images = tmp_path / "weights", calibration_images(records, 64)
+    export.export_network(
+        model, folder, "fracture", images, {"backbone": "mobilenet_v1"}, quantized=("int8",)
+    )
+    export.use_variant(folder, "fracture", "float32")  # as `--choose` may have left it
+    before = load_raw(folder)["networks"]["fracture"]
+    entry = NetworkEntry("fracture", before["file"], "", 64, "float32", (8, 8, 256))
+    features = export.tflite_features(folder / before["file"], entry, images)
+
+    export.reexport(folder, records)
+    after = load_raw(folder)["networks"]["fracture"]
+    assert after["quantization"] == "float32" and set(after["variants"]) == {"float32", "int8"}
+    assert after["keras_weights"] == before["keras_weights"]  # the same file, not a new one
+    assert after["provenance"] == {"backbone": "mobilenet_v1"}
+    again = export.tflite_features(folder / after["file"], entry, images)
+    # the Keras weights are float16: the rebuilt network matches to that precision
+    np.testing.assert_allclose(again, features, rtol=0.02, atol=0.02 * np.abs(features).max())
+    assert "Network 'fracture' exported again (float32 loaded)" in capsys.readouterr().out
+
+    (folder / before["keras_weights"]["file"]).unlink()
+    export.reexport(folder, records)
+    assert load_raw(folder)["networks"]["fracture"] == after
+    assert "it was not exported again" in capsys.readouterr().out

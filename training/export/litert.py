@@ -84,11 +84,13 @@ def export_network(
     calibration: np.ndarray,
     provenance: dict[str, Any] | None = None,
     quantized: tuple[str, ...] = QUANTIZED,
+    keras_weights: dict[str, str] | None = None,
     **details: Any,
 ) -> dict[str, Any]:
     """Write NAME.float32.tflite, the `quantized` variants (NAME.int8.tflite,
     NAME.dynamic-int8.tflite) and the Keras weights (NAME.keras.npz, float16, for re-export and
-    fine-tuning), measure parity, and register the network.
+    fine-tuning; with `keras_weights`, the manifest entry of a weights file that already holds
+    them, and none is written), measure parity, and register the network.
 
     `model` (built by `training.networks.models.build_backbone`) maps a preprocessed (S, S, 3)
     image to a feature map (h, w, C); `calibration` holds at least 200 preprocessed training images.
@@ -99,8 +101,10 @@ def export_network(
     if len(calibration) < MIN_CALIBRATION:
         print(f"Warning: int8 calibration on {len(calibration)} images (< {MIN_CALIBRATION}).")
     out_dir.mkdir(parents=True, exist_ok=True)
-    keras_path = out_dir / f"{name}.keras.npz"
-    save_backbone(model, keras_path)
+    if keras_weights is None:
+        keras_path = out_dir / f"{name}.keras.npz"
+        save_backbone(model, keras_path)
+        keras_weights = {"file": keras_path.name, "sha256": sha256_file(keras_path)}
     size = int(model.input_shape[1])
     feature_shape = tuple(int(side) for side in model.output_shape[1:])
     check = calibration[:: max(1, len(calibration) // PARITY_IMAGES)][:PARITY_IMAGES]
@@ -126,7 +130,7 @@ def export_network(
         variants=variants,
         parity={"features_vs_keras_float": parities, "calibration_images": len(calibration)},
         cut=model.layers[-1].name,
-        keras_weights={"file": keras_path.name, "sha256": sha256_file(keras_path)},
+        keras_weights=keras_weights,
         provenance=provenance or {},
         **details,
     )
@@ -324,24 +328,68 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def reexport(weights: Path, train_records: list) -> None:
-    """Rebuild each network from its Keras weights file and export it again."""
+    """Rebuild each network from its Keras weights file and export it again, in the variants it
+    had, loading the one it loaded (run `--choose` again to re-measure the choice)."""
     from training.data.pipeline import calibration_images
-    from training.networks.models import build_backbone
 
     if _format(weights) == 1:
         migrate_format_1(weights, train_records)
         return
     raw = manifest_io.load_raw(weights)
     for name, entry in raw["networks"].items():
-        keras_weights = entry.get("keras_weights")
-        if not keras_weights:
-            print(f"Network '{name}' has no Keras weights file; skipped.")
+        recorded = entry.get("keras_weights")
+        path = (weights / recorded["file"]).resolve() if recorded else None
+        if path is None or not path.is_file():
+            print(
+                f"Network '{name}': its Keras weights ({path or 'none recorded'}) are not here, "
+                "so it was not exported again. Copy the NAME.keras.npz that its export wrote "
+                "(in the run's export folder) next to the manifest."
+            )
             continue
-        size = entry["input_size"]
-        model = build_backbone(size, str(weights / keras_weights["file"]), entry["cut"])
+        model = rebuild_network(entry, path)
+        variants = tuple(q for q in entry.get("variants", {}) if q != "float32")
         export_network(
-            model, weights, name, calibration_images(train_records, size), entry.get("provenance")
+            model,
+            weights,
+            name,
+            calibration_images(train_records, entry["input_size"]),
+            entry.get("provenance"),
+            quantized=variants if entry.get("variants") else QUANTIZED,
+            keras_weights=recorded,
+            **{key: entry[key] for key in ("version", "note") if key in entry},
         )
+        if entry["quantization"] in (*variants, "float32"):
+            use_variant(weights, name, entry["quantization"])
+        print(f"Network '{name}' exported again ({entry['quantization']} loaded).")
+
+
+def network_backbone(entry: dict) -> str:
+    """The family of a manifest network ("resnet50", "mobilenet_v1", ...), from its provenance
+    (the fracture export's `backbone`, the bone-type training options') or ResNet50."""
+    provenance = entry.get("provenance", {})
+    return (
+        provenance.get("backbone")
+        or provenance.get("training_options", {}).get("backbone")
+        or "resnet50"
+    )
+
+
+def rebuild_network(entry: dict, keras_weights: Path):
+    """The Keras network of a manifest entry (input size, cut, backbone) with the weights of
+    `keras_weights` (a `save_backbone` file)."""
+    from training.networks.backbones import MOBILENETS, build_pretrained_network
+    from training.networks.models import build_backbone, load_backbone_weights
+
+    backbone, size = network_backbone(entry), entry["input_size"]
+    if backbone not in MOBILENETS:
+        return build_backbone(size, str(keras_weights), entry["cut"])
+    import keras
+
+    stride = size // entry["feature_shape"][0]  # 16: the atrous form of the fracture network
+    full = build_pretrained_network(backbone, "none", size, 16 if stride == 16 else 32)
+    model = keras.Model(full.input, full.get_layer(entry["cut"]).output, name=backbone)
+    load_backbone_weights(model, keras_weights)
+    return model
 
 
 def merge(weights: Path, other: Path) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from core import manifest as manifest_io
 from core.models import BONES
+from training.export.litert import network_backbone
 from training.report.evaluate import bone_type_sentence, fracture_sentence, joint_view_sentence
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -99,8 +100,7 @@ def speed_words(report: dict, quantization: str) -> str:
 
 def architecture(entry: dict) -> str:
     """The network's family, from the manifest (or its training provenance)."""
-    provenance = entry.get("provenance", {})
-    backbone = provenance.get("backbone") or provenance.get("training_options", {}).get("backbone")
+    backbone = network_backbone(entry)
     named = {"mobilenet_v1": "MobileNet v1", "mobilenet_v2": "MobileNet v2"}.get(backbone)
     shape = entry.get("feature_shape") or [0]
     if named and shape[0] and entry.get("input_size", 0) / shape[0] == 16:
