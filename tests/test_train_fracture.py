@@ -122,3 +122,23 @@ def test_model_card_says_how_long_the_fracture_run_trained(tmp_path):
     sentence = fracture_training({"fracture": {"provenance": went_on}})
     assert "trained 90.3 min" in sentence and "(run first, 31 epochs)" in sentence
     assert "for 21.7 min more" in sentence and "7.0 min into that second run, epoch 2" in sentence
+
+
+def test_model_card_names_the_checkpoints_an_averaged_network_is_the_mean_of():
+    from training.report.model_card import fracture_training, network_line
+
+    sources = [
+        {"checkpoint": f"runs/fracture/{run}/epochs/epoch_{n:02d}.npz", "epoch": n, "minutes": m}
+        for run, epochs in (("a", (1, 2, 3)), ("b", (1, 2)))
+        for n, m in zip(epochs, (3.1, 6.0, 9.2), strict=False)
+    ]
+    parent = {"run": "first", "epoch": 31, "training_minutes": 90.3}
+    info = {"training_minutes": 6.0, "epoch": 2, "started_from": parent, "averaged_from": sources}
+    sentence = fracture_training({"fracture": {"provenance": info}})
+    assert "trained 90.3 min" in sentence and "then 2 runs side by side went on" in sentence
+    assert sentence.endswith(
+        "the mean of 5 checkpoints: epochs 1-3 of run a (9.2 min) and epochs 1-2 of run b (6.0 min)"
+    )
+    entry = {"provenance": info, "input_size": 384, "feature_shape": [24, 24, 1024],
+             "quantization": "float32"}  # fmt: skip
+    assert "trained in 90.3 + 9.2 + 6.0 min" in network_line("fracture", entry, {})

@@ -126,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         "backbone": backbone,
         "init": describe_init(args.init or saved.get("init")),
         "started_from": parent,
+        "averaged_from": state.get("averaged_from"),  # the checkpoints whose mean these are
         "command": "; ".join(
             filter(
                 None,

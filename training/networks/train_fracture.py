@@ -1,9 +1,11 @@
-"""Train the fine-detail fracture network: a ResNet50 trunk cut at conv4 on crops of 384-px images,
-with a per-cell fracture map supervised by FracAtlas' outlines and per-bone heads pooled by LSE.
+"""Train the fine-detail fracture network: a trunk (ResNet50 cut at conv4, or a MobileNet) on
+crops of 384-px images, with a per-cell fracture map supervised by FracAtlas' outlines and per-bone
+heads pooled by LSE.
 
 Run: python -m training.networks.train_fracture --data PATH --out DIR [--max-minutes 55] [--resume]
-It writes per-epoch checkpoints, `history.json`, the best weights (`best.npz`) and, at the end, the
-cell logits of the validation and test images (`cell_logits_val.npz`, `cell_logits_test.npz`).
+It writes a resumable checkpoint (`last.npz`) each epoch, `history.json`, the best weights
+(`best.npz`), every epoch's weights with `--keep-epochs` (`epochs/epoch_NN.npz`, to average) and,
+at the end, the cell logits of the validation and test images (`cell_logits_{val,test}.npz`).
 """
 
 from __future__ import annotations
@@ -159,6 +161,11 @@ def save_state(path: Path, trunk, heads, optimizer, state: dict) -> None:
     temporary = path.with_suffix(".tmp.npz")
     np.savez(temporary, **arrays)
     temporary.replace(path)
+
+
+def epoch_path(run: Path, epoch: int) -> Path:
+    """Where `--keep-epochs` keeps the weights of one epoch."""
+    return run / "epochs" / f"epoch_{epoch:02d}.npz"
 
 
 def checkpoint_state(path: Path) -> dict:
@@ -349,6 +356,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--time-check", type=int, default=0, help="time N steps and exit")
     parser.add_argument("--no-final-logits", action="store_true")
     parser.add_argument(
+        "--keep-epochs", action="store_true",
+        help="also keep every epoch's weights (epochs/epoch_NN.npz), to average them later",
+    )  # fmt: skip
+    parser.add_argument(
         "--logits-only", nargs="+", choices=("val", "test"), default=None,
         help="skip training; write the cell logits of these splits from best.npz",
     )  # fmt: skip
@@ -534,6 +545,9 @@ def main(argv: list[str] | None = None) -> int:
             state["best"] = float(score)
             state["best_epoch"] = state["epoch"]
             save_state(best, trunk, heads, None, state)
+        if args.keep_epochs:
+            (out / "epochs").mkdir(exist_ok=True)
+            save_state(epoch_path(out, state["epoch"]), trunk, heads, None, state)
         save_state(last, trunk, heads, optimizer, state)
         (out / "history.json").write_text(json.dumps(state["history"], indent=1))
 

@@ -79,6 +79,9 @@ def network_line(name: str, entry: dict, heads: dict) -> str:
     when = f" {info['date']}" if info.get("date") else ""
     where = f" on {info['machine']}" if info.get("machine") else ""
     minutes = info.get("training_minutes", "?")
+    runs = averaged_runs(info)
+    if runs:  # the mean of checkpoints of runs that trained side by side
+        minutes = " + ".join(str(run["minutes"]) for run in runs)
     parent = info.get("started_from") or {}
     if parent.get("training_minutes") is not None:  # went on from another run's checkpoint
         minutes = f"{parent['training_minutes']} + {minutes}"
@@ -175,6 +178,30 @@ def bone_type_head_lines(heads: dict) -> list[str]:
     ]
 
 
+def averaged_runs(info: dict) -> list[dict]:
+    """The runs whose checkpoints were averaged (`averaged_from`), in order: each run's folder,
+    its number of checkpoints, their first and last epoch and its longest training minutes."""
+    runs: dict[str, dict] = {}
+    for source in info.get("averaged_from") or []:
+        path = Path(source["checkpoint"])
+        folder = path.parent.parent if path.parent.name == "epochs" else path.parent
+        run = runs.setdefault(folder.name, {"run": folder.name, "epochs": [], "minutes": 0.0})
+        run["epochs"].append(source.get("epoch"))
+        run["minutes"] = max(run["minutes"], source.get("minutes", 0.0))
+    return list(runs.values())
+
+
+def averaged_words(runs: list[dict]) -> str:
+    """E.g. 'the mean of 5 checkpoints: epochs 1-3 of run a (9.2 min) and epochs 1-2 of run b'."""
+    count = sum(len(run["epochs"]) for run in runs)
+    parts = [
+        f"epochs {min(run['epochs'])}-{max(run['epochs'])} of run {run['run']} "
+        f"({run['minutes']} min)"
+        for run in runs
+    ]
+    return f"the mean of {count} checkpoints: " + " and ".join(parts)
+
+
 def fracture_training(networks: dict) -> str:
     """How long the fracture network trained, from its provenance."""
     info = networks.get("fracture", {}).get("provenance", {})
@@ -183,6 +210,14 @@ def fracture_training(networks: dict) -> str:
     number = info.get("epoch") or info.get("best_epoch")  # older manifests: best_epoch only
     epoch = f", epoch {number}" if number else ""
     parent = info.get("started_from")
+    runs = averaged_runs(info)
+    if parent and parent.get("training_minutes") is not None and runs:
+        went_on = "one run" if len(runs) == 1 else f"{len(runs)} runs side by side"
+        return (
+            f"it trained {parent['training_minutes']} min on one thread of a shared CPU "
+            f"(run {parent.get('run')}, {parent.get('epoch')} epochs), then {went_on} went on "
+            f"from that run's checkpoint; the weights kept are {averaged_words(runs)}"
+        )
     if parent and parent.get("training_minutes") is not None:
         return (
             f"it trained {parent['training_minutes']} min on one thread of a shared CPU "
