@@ -39,6 +39,11 @@ def test_the_average_is_the_mean_of_the_weights_and_names_its_sources(tmp_path):
     state = state_of(tmp_path / "mean" / "best.npz")
     assert state["epoch"] == 2 and state["start_from"] == "parent.npz"  # the last one's lineage
     assert state["best_epoch"] is None
+    assert state["command"] == "train"  # each run's training command once
+    assert state["averaged_by"] == (
+        f"python -m training.networks.average_checkpoints --out {tmp_path / 'mean'} "
+        f"{first} {second}"
+    )
     assert state["averaged_from"] == [
         {"checkpoint": str(first), "epoch": 1, "minutes": 3.0},
         {"checkpoint": str(second), "epoch": 2, "minutes": 6.0},

@@ -133,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
                 [
                     (parent or {}).get("command"),
                     saved.get("command"),
+                    saved.get("averaged_by"),
                     "python -m training.export.fracture "
                     + " ".join(sys.argv[1:] if argv is None else argv),
                 ],

@@ -36,9 +36,10 @@ def mean_weights(paths: list[Path]) -> dict[str, np.ndarray]:
     return {name: (total / len(paths)).astype(np.float32) for name, total in sums.items()}
 
 
-def averaged_state(paths: list[Path]) -> dict:
-    """The loop state of the average: the last checkpoint's (backbone, layer, command, minutes,
-    the run it started from), with every source listed."""
+def averaged_state(paths: list[Path], command: str = "") -> dict:
+    """The loop state of the average: the last checkpoint's (backbone, layer, minutes, the run it
+    started from), with every source listed, the training commands of all of them and the
+    averaging `command`."""
     states = [checkpoint_state(path) for path in paths]
     latest = states[-1]
     shared_keys = ("backbone", "layer")
@@ -48,6 +49,9 @@ def averaged_state(paths: list[Path]) -> dict:
                 raise ValueError(f"{path}: {key} {state.get(key)!r}, not {latest.get(key)!r}")
     state = {key: value for key, value in latest.items() if key != "history"}
     state["best_epoch"] = None
+    commands = [s["command"] for s in states if s.get("command")]
+    state["command"] = "; ".join(dict.fromkeys(commands))  # each run's once, in order
+    state["averaged_by"] = command
     state["averaged_from"] = [
         {"checkpoint": str(path), "epoch": s.get("epoch"), "minutes": round(s["minutes"], 1)}
         for path, s in zip(paths, states, strict=True)
@@ -55,13 +59,16 @@ def averaged_state(paths: list[Path]) -> dict:
     return state
 
 
-def write_average(paths: list[Path], out: Path) -> Path:
+def write_average(paths: list[Path], out: Path, command: str = "") -> Path:
     """Write `out/best.npz`: the mean weights of `paths` and their provenance."""
     out.mkdir(parents=True, exist_ok=True)
     arrays = mean_weights(paths)
-    arrays["state"] = np.frombuffer(json.dumps(averaged_state(paths)).encode(), dtype=np.uint8)
+    state = averaged_state(paths, command)
+    arrays["state"] = np.frombuffer(json.dumps(state).encode(), dtype=np.uint8)
     target = out / "best.npz"
-    np.savez(target, **arrays)
+    temporary = out / "best.tmp.npz"
+    np.savez(temporary, **arrays)
+    temporary.replace(target)
     return target
 
 
@@ -72,7 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if (args.out / "best.npz").exists():
         parser.error(f"{args.out} already holds a best.npz: give a new folder")
-    target = write_average(args.checkpoints, args.out)
+    command = "python -m training.networks.average_checkpoints " + " ".join(
+        sys.argv[1:] if argv is None else argv
+    )
+    target = write_average(args.checkpoints, args.out, command)
     print(f"mean of {len(args.checkpoints)} checkpoints: {target}", flush=True)
     return 0
 
