@@ -233,7 +233,12 @@ def test_reexport_rebuilds_a_mobilenet_from_its_keras_weights(records, tmp_path,
     np.testing.assert_allclose(again, features, rtol=0.02, atol=0.02 * np.abs(features).max())
     assert "Network 'fracture' exported again (float32 loaded)" in capsys.readouterr().out
 
-    (folder / before["keras_weights"]["file"]).unlink()
+    keras_file = folder / before["keras_weights"]["file"]
+    keras_file.write_bytes(keras_file.read_bytes() + b"\0")  # not the weights it came from
+    export.reexport(folder, records)
+    assert load_raw(folder)["networks"]["fracture"] == after
+    assert "another checksum" in capsys.readouterr().out
+    keras_file.unlink()
     export.reexport(folder, records)
     assert load_raw(folder)["networks"]["fracture"] == after
     assert "it was not exported again" in capsys.readouterr().out

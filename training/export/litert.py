@@ -338,13 +338,17 @@ def reexport(weights: Path, train_records: list) -> None:
     raw = manifest_io.load_raw(weights)
     for name, entry in raw["networks"].items():
         recorded = entry.get("keras_weights")
-        path = (weights / recorded["file"]).resolve() if recorded else None
+        path = keras_weights_path(weights, recorded["file"]) if recorded else None
         if path is None or not path.is_file():
             print(
                 f"Network '{name}': its Keras weights ({path or 'none recorded'}) are not here, "
                 "so it was not exported again. Copy the NAME.keras.npz that its export wrote "
                 "(in the run's export folder) next to the manifest."
             )
+            continue
+        if recorded.get("sha256") and sha256_file(path) != recorded["sha256"]:
+            print(f"Network '{name}': {path} is not the Keras weights it was exported from "
+                  "(another checksum), so it was not exported again.")  # fmt: skip
             continue
         model = rebuild_network(entry, path)
         variants = tuple(q for q in entry.get("variants", {}) if q != "float32")
@@ -361,6 +365,15 @@ def reexport(weights: Path, train_records: list) -> None:
         if entry["quantization"] in (*variants, "float32"):
             use_variant(weights, name, entry["quantization"])
         print(f"Network '{name}' exported again ({entry['quantization']} loaded).")
+
+
+def keras_weights_path(weights: Path, file: str) -> Path:
+    """A network's Keras weights file: beside the manifest, else where the repository's own
+    `weights/` finds it (the ResNet50's is `../training/init/...`, a training input)."""
+    path = (weights / file).resolve()
+    if path.is_file():
+        return path
+    return (manifest_io.DEFAULT_WEIGHTS / file).resolve()
 
 
 def network_backbone(entry: dict) -> str:
