@@ -370,10 +370,8 @@ def reexport(weights: Path, train_records: list) -> None:
 def keras_weights_path(weights: Path, file: str) -> Path:
     """A network's Keras weights file: beside the manifest, else where the repository's own
     `weights/` finds it (the ResNet50's is `../training/init/...`, a training input)."""
-    path = (weights / file).resolve()
-    if path.is_file():
-        return path
-    return (manifest_io.DEFAULT_WEIGHTS / file).resolve()
+    path, shipped = (weights / file).resolve(), (manifest_io.DEFAULT_WEIGHTS / file).resolve()
+    return shipped if not path.is_file() and shipped.is_file() else path
 
 
 def network_backbone(entry: dict) -> str:
