@@ -1,10 +1,11 @@
 """Average the weights of several fracture checkpoints of one lineage into a new run folder.
 
 Weights taken along one fine-tuning run (or runs that went on from one checkpoint) lie in one
-basin; their mean tends to sit nearer its centre than any single epoch, which generalises better
-than picking the epoch a small validation monitor liked (stochastic weight averaging, "model
-soups"). The result is a run folder whose `best.npz` holds the mean weights, so the usual steps
-follow: `train_fracture --logits-only val test`, `fracture_report`, `export.fracture`.
+basin; their mean tends to sit nearer its centre than any single epoch and often generalises
+better than the epoch a small validation monitor liked (stochastic weight averaging, "model
+soups"; tried on FracAtlas at stop 20 and not shipped: docs/evaluation/SELECTION.md). The result
+is a run folder whose `best.npz` holds the mean weights, so the usual steps follow:
+`train_fracture --logits-only val test`, `fracture_report`, `export.fracture`.
 
 Run: python -m training.networks.average_checkpoints --out DIR CHECKPOINT [CHECKPOINT ...]
 """
