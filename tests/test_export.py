@@ -222,8 +222,10 @@ def test_reexport_rebuilds_a_mobilenet_from_its_keras_weights(records, tmp_path,
     before = load_raw(folder)["networks"]["fracture"]
     entry = NetworkEntry("fracture", before["file"], "", 64, "float32", (8, 8, 256))
     features = export.tflite_features(folder / before["file"], entry, images)
+    (folder / before["variants"]["int8"]["file"]).unlink()  # a folder holding the loaded one only
 
     export.reexport(folder, records)
+    assert not (folder / before["variants"]["int8"]["file"]).exists()  # the files it had
     after = load_raw(folder)["networks"]["fracture"]
     assert after["quantization"] == "float32" and set(after["variants"]) == {"float32", "int8"}
     assert after["keras_weights"] == before["keras_weights"]  # the same file, not a new one

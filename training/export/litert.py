@@ -352,6 +352,9 @@ def reexport(weights: Path, train_records: list) -> None:
             continue
         model = rebuild_network(entry, path)
         variants = tuple(q for q in entry.get("variants", {}) if q != "float32")
+        present = {
+            v["file"] for v in entry.get("variants", {}).values() if (weights / v["file"]).is_file()
+        }
         export_network(
             model,
             weights,
@@ -364,7 +367,17 @@ def reexport(weights: Path, train_records: list) -> None:
         )
         if entry["quantization"] in (*variants, "float32"):
             use_variant(weights, name, entry["quantization"])
+        after = manifest_io.load_raw(weights)["networks"][name]
+        drop_variant_files(weights, after, keep=present | {after["file"]})
         print(f"Network '{name}' exported again ({entry['quantization']} loaded).")
+
+
+def drop_variant_files(weights: Path, entry: dict, keep: set[str]) -> None:
+    """Delete the variant files of a network entry that are not in `keep`, so a re-export leaves
+    the folder with the files it had (the manifest still lists every variant)."""
+    for variant in entry.get("variants", {}).values():
+        if variant["file"] not in keep:
+            (weights / variant["file"]).unlink(missing_ok=True)
 
 
 def keras_weights_path(weights: Path, file: str) -> Path:
