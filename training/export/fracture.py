@@ -102,12 +102,12 @@ def main(argv: list[str] | None = None) -> int:
 
     cache = open_cache(args.cache or args.run / "cache384")
     choice = json.loads((args.run / "report" / "choice.json").read_text())
-    saved = checkpoint_state(args.run / "best.npz")
-    layer, backbone = saved.get("layer", TRUNK_LAYER), saved.get("backbone", "resnet50")
+    state = checkpoint_state(args.run / "best.npz")  # the network's shape, then its weights
+    layer, backbone = state.get("layer", TRUNK_LAYER), state.get("backbone", "resnet50")
     trunk = build_trunk(backbone, "none", layer)
     heads = make_heads(trunk.output_shape[-1])
     heads.build(trunk.output_shape)
-    state = load_state(args.run / "best.npz", trunk, heads)
+    load_state(args.run / "best.npz", trunk, heads)
     parent = started_from(state)
     size = cache.images.shape[1]
     model = fixed_size_trunk(trunk, size, layer, backbone)
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": saved_at(args.run / "best.npz"),
         "machine": machine(),
         "backbone": backbone,
-        "init": describe_init(args.init or saved.get("init")),
+        "init": describe_init(args.init or state.get("init")),
         "started_from": parent,
         "averaged_from": state.get("averaged_from"),  # the checkpoints whose mean these are
         "command": "; ".join(
@@ -132,8 +132,8 @@ def main(argv: list[str] | None = None) -> int:
                 None,
                 [
                     (parent or {}).get("command"),
-                    saved.get("command"),
-                    saved.get("averaged_by"),
+                    state.get("command"),
+                    state.get("averaged_by"),
                     "python -m training.export.fracture "
                     + " ".join(sys.argv[1:] if argv is None else argv),
                 ],

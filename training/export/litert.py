@@ -363,7 +363,7 @@ def reexport(weights: Path, train_records: list) -> None:
             entry.get("provenance"),
             quantized=variants if entry.get("variants") else QUANTIZED,
             keras_weights=recorded,
-            **{key: entry[key] for key in ("version", "note") if key in entry},
+            **({"version": entry["version"]} if "version" in entry else {}),
         )
         if entry["quantization"] in (*variants, "float32"):
             use_variant(weights, name, entry["quantization"])
