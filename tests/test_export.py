@@ -177,6 +177,47 @@ def test_locate_with_maps_points_each_fracture_head_at_its_map(two_networks, tmp
     assert manifest.fracture["Elbow"].map_head is None
 
 
+def test_prune_drops_the_verdict_term_and_network_nothing_reads_any_more(two_networks, tmp_path):
+    from core.manifest import register_head_entry
+    from core.models import save_head
+
+    weights = tmp_path / "weights"
+    shutil.copytree(two_networks, weights)
+    outside = tmp_path / "shared.keras.npz"  # a training input kept outside the folder
+    shutil.move(weights / "shared.keras.npz", outside)
+    channels = read_manifest(weights).networks["shared"].feature_shape[-1]
+    save_head(np.full((channels, 1), 0.01, np.float32), np.zeros(1, np.float32),
+              weights / "fracture_term_shared_head.npz")  # fmt: skip
+    register_head_entry(weights, "fracture_term_shared",
+                        weights / "fracture_term_shared_head.npz", "shared")  # fmt: skip
+    raw = json.loads((weights / "manifest.json").read_text())
+    raw["heads"]["bone_type"]["network"] = "fracture"  # only the term reads `shared` now
+    raw["networks"]["shared"]["keras_weights"]["file"] = "../shared.keras.npz"
+    for bone in ("elbow", "hand", "shoulder"):
+        raw["heads"][f"fracture_{bone}"]["plus_heads"] = ["fracture_term_shared"]
+    (weights / "manifest.json").write_text(json.dumps(raw))
+    assert export.prune(weights) == []  # every head and network is read
+
+    image = write_image(tmp_path / "x.png")
+    for bone in ("elbow", "hand", "shoulder"):  # the verdicts from the map alone, as merged
+        del raw["heads"][f"fracture_{bone}"]["plus_heads"]
+    (weights / "manifest.json").write_text(json.dumps(raw))
+    engine.clear_cache()
+    expected = predictions.analyze(image, weights, bone="Hand").fracture_probability
+    assert export.main(["--weights", str(weights), "--prune"]) == 0
+    manifest = read_manifest(weights)
+    assert set(manifest.networks) == {"fracture"}
+    assert "fracture_term_shared" not in manifest.heads
+    assert (
+        not list(weights.glob("shared.*"))
+        and not (weights / "fracture_term_shared_head.npz").exists()
+    )
+    assert outside.is_file()
+    assert (weights / "fracture.keras.npz").is_file()
+    engine.clear_cache()
+    assert predictions.analyze(image, weights, bone="Hand").fracture_probability == expected
+
+
 def test_merge_drops_the_heads_that_read_a_network_replaced_by_another_shape(
     two_networks, tmp_path
 ):

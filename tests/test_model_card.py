@@ -31,6 +31,22 @@ def test_the_model_card_says_when_the_verdict_saw_changed_views():
     assert "2 changed view(s)" in verdict_sentence(heads)
 
 
+def test_the_model_card_says_which_model_answers_a_map_alone_verdict():
+    from training.export.fracture import answered_by
+
+    heads = {
+        f"fracture_{bone.lower()}": {"network": "fracture", "pooling": "lse", "pooling_r": 2.0,
+                                     "answered_by": answered_by(bone, bone == "Hand")}
+        for bone in ("Elbow", "Hand", "Shoulder")
+    }  # fmt: skip
+    sentence = verdict_sentence(heads)
+    assert "network `fracture`'s fracture map (the log-sum-exp" in sentence and "r = 2" in sentence
+    assert "Hand: the hand model (the all-region model fitted further on hands)" in sentence
+    assert (
+        "Elbow: the all-region model" in sentence and "Shoulder: the all-region model" in sentence
+    )
+
+
 def test_a_network_line_gives_both_runs_minutes_and_the_variants_run_times():
     from training.report.model_card import network_line
 
@@ -48,3 +64,12 @@ def test_a_network_line_gives_both_runs_minutes_and_the_variants_run_times():
                            "training_minutes": 55.3}  # fmt: skip
     line = network_line("fracture", entry, {})
     assert "trained 2026-12-07T01:26:00Z on x86_64, 2 CPU cores in 55.3 min" in line
+
+
+def test_the_model_card_counts_the_split_in_either_form_the_provenance_records():
+    from training.report.model_card import split_regions
+
+    counts = {"hand": {"images": 63, "positive": 9}, "elbow": {"images": 5, "positive": 3}}
+    assert split_regions({"images": 68, "regions": counts}) == counts
+    assert split_regions(counts) == counts
+    assert split_regions({"images": 0}) == {}

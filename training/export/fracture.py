@@ -63,6 +63,15 @@ def started_from(state: dict) -> dict | None:
     }
 
 
+def answered_by(bone: str, own_model: bool) -> str:
+    """The result's words for the model behind `bone`'s verdict: its own (the all-region model
+    fitted further on that bone's images, kept where validation supports it) or the all-region
+    one."""
+    if own_model:
+        return f"the {bone.lower()} model (the all-region model fitted further on {bone.lower()}s)"
+    return "the all-region model, the same for every bone"
+
+
 def fixed_size_trunk(weights_from, size: int, layer: str = TRUNK_LAYER, backbone: str = "resnet50"):
     """A (size, size, 3) -> feature-map Keras model with the weights of a trained trunk."""
     model = build_trunk(backbone, "none", layer, input_size=size)
@@ -141,6 +150,12 @@ def main(argv: list[str] | None = None) -> int:
         ),
     }
     export_network(model, args.out, "fracture", calibration_images(cache, train_rows), provenance)
+    head_provenance = {  # the heads trained with the network; the choices made on validation
+        "data": f"{provenance['data']} (trained with the network); pooling, thresholds and each "
+        "bone's column chosen on the val split by training.report.fracture_report",
+        "run": args.run.name,
+        "command": provenance["command"].split("; ")[-1],
+    }
     kernel, bias = np.asarray(heads.kernels()[0]), np.asarray(heads.kernels()[1])
     for bone in BONES:
         column = HEADS.index(choice["heads"][bone])
@@ -151,12 +166,14 @@ def main(argv: list[str] | None = None) -> int:
             "pooling": choice["pooling"],
             "pooling_r": choice["pooling_r"],
             "box_threshold": choice["box_threshold"],
+            "provenance": head_provenance,
         }
         register_head(
             args.out,
             f"fracture_{bone.lower()}",
             threshold=choice["thresholds"][bone],
             head_trained_on="all regions" if HEADS[column] == "shared" else f"{bone}, from shared",
+            answered_by=answered_by(bone, own_model=HEADS[column] != "shared"),
             **head,
         )
         # The same map under its own key, for a manifest whose verdict for this bone comes from

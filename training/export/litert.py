@@ -4,6 +4,7 @@
     python -m training.export.litert --weights DIR --data PATH --choose  # int8 or float32, on test
     python -m training.export.litert --weights DIR --merge OTHER         # OTHER's networks, heads
     python -m training.export.litert --weights DIR --locate-with-maps    # boxes from KEY_map heads
+    python -m training.export.litert --weights DIR --prune               # drop what nothing reads
 
 Every network is written three times: `NAME.float32.tflite`, `NAME.dynamic-int8.tflite` (int8
 weights, activations quantized on the fly) and `NAME.int8.tflite` (int8 weights and activations,
@@ -307,6 +308,11 @@ def main(argv: list[str] | None = None) -> int:
         help="each fracture head takes its boxes and heatmap from the head KEY_map",
     )
     parser.add_argument(
+        "--prune",
+        action="store_true",
+        help="drop verdict terms no head adds and networks no head reads (with their files)",
+    )
+    parser.add_argument(
         "--networks", default="", help="with --choose: only these networks (comma-separated)"
     )
     parser.add_argument("--seed", type=int, default=0)
@@ -315,7 +321,9 @@ def main(argv: list[str] | None = None) -> int:
         merge(args.weights, other)
     if args.locate_with_maps:
         locate_with_maps(args.weights)
-    if (args.merge or args.locate_with_maps) and not args.data:
+    if args.prune:
+        print(f"Dropped: {', '.join(prune(args.weights)) or 'nothing'}")
+    if (args.merge or args.locate_with_maps or args.prune) and not args.data:
         return 0
     if not args.data:
         parser.error("--data is needed to export or to choose")
@@ -459,6 +467,30 @@ def locate_with_maps(weights: Path) -> None:
             entry["map_head"] = f"{key}_map"
             print(f"{key}: verdict from network '{entry['network']}', boxes from '{key}_map'")
     manifest_io.write_raw(weights, raw)
+
+
+def prune(weights: Path, networks: bool = True) -> list[str]:
+    """Drop verdict terms (`fracture_term_*` heads) that no head adds any more and, with
+    `networks`, networks that no head reads, with the files in `weights` that no remaining entry
+    lists (a file outside the folder, such as a training input, is left alone). Returns the
+    names dropped."""
+    raw = manifest_io.load_raw(weights)
+    added = {term for head in raw["heads"].values() for term in head.get("plus_heads", [])}
+    dropped = [k for k in raw["heads"] if k.startswith("fracture_term_") and k not in added]
+    files = {raw["heads"].pop(key)["file"] for key in dropped}
+    read = {head["network"] for head in raw["heads"].values()}
+    for name in [n for n in raw["networks"] if networks and n not in read]:
+        entry = raw["networks"].pop(name)
+        files |= {entry["file"], entry.get("keras_weights", {}).get("file")}
+        files |= {variant["file"] for variant in entry.get("variants", {}).values()}
+        dropped.append(name)
+    kept = json.dumps(raw)
+    for file in files - {None}:
+        path = weights / file
+        if path.parent.resolve() == weights.resolve() and f'"{file}"' not in kept:
+            path.unlink(missing_ok=True)
+    manifest_io.write_raw(weights, raw)
+    return dropped
 
 
 def _format(weights: Path) -> int:

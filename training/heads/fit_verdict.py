@@ -35,7 +35,8 @@ from core.manifest import fracture_key
 from core.models import BONES
 from training.data import datasets
 from training.data.datasets import Record
-from training.export.litert import register_head
+from training.export.fracture import answered_by
+from training.export.litert import prune, register_head
 from training.heads.linear import changed_features, fit_logistic, pooled_features, standardise
 from training.metrics import auroc
 from training.networks.train import choose_thresholds, logit, operating_point_note
@@ -219,7 +220,6 @@ def main(argv: list[str] | None = None) -> int:
     }
     thresholds = choose_thresholds(val, {bone: val_scores[bone] for bone in BONES})
     raw_before = manifest_io.load_raw(args.weights)
-    written = set()
     for bone in BONES:
         kernels = result["kernels"][bone]
         terms = []
@@ -228,7 +228,6 @@ def main(argv: list[str] | None = None) -> int:
             key += "" if result["bone_strength"] is None else f"_{bone.lower()}"
             register_head(args.weights, key, kernel, np.zeros(1, np.float32), network, **details)
             terms.append(key)
-        written.update(terms)
         threshold, source = thresholds[bone]
         key = fracture_key(bone)
         keep = {
@@ -247,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
             **keep,
             **details,
         )
-    remove_unused_terms(args.weights, keep=written)
+    prune(args.weights, networks=False)
     print(f"Verdict heads written to {args.weights} in {(time.time() - started) / 60:.1f} min")
     return 0
 
@@ -269,22 +268,6 @@ def validation_auroc(records: list[Record], scores: dict[str, np.ndarray]) -> di
         "auroc_all_regions": auroc(labels, own),
         "auroc_three_bones": auroc(labels[three], own[three]),
     }
-
-
-def answered_by(bone: str, own_offset: bool) -> str:
-    """The result's words for the model behind `bone`'s verdict (without an offset of its own,
-    cross-validation found no gain in fitting the all-region model further on that bone)."""
-    if own_offset:
-        return f"the {bone.lower()} model (the all-region model fitted further on {bone.lower()}s)"
-    return "the all-region model, the same for every bone"
-
-
-def remove_unused_terms(weights: Path, keep: set[str]) -> None:
-    """Drop verdict term heads (and their files) that no fracture head adds any more."""
-    raw = manifest_io.load_raw(weights)
-    for key in [k for k in raw["heads"] if k.startswith("fracture_term_") and k not in keep]:
-        (weights / raw["heads"].pop(key)["file"]).unlink(missing_ok=True)
-    manifest_io.write_raw(weights, raw)
 
 
 if __name__ == "__main__":

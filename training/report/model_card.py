@@ -23,12 +23,12 @@ FRACATLAS = (
 )
 WARNING = (
     "Demonstration models trained on FracAtlas images on a 2-core CPU: the fracture and bone-type "
-    "networks were fine-tuned from ImageNet MobileNet v1 weights (Apache-2.0, weights/NOTICE.md), "
-    "the 160-px network was trained from random weights. One fracture verdict serves all three "
-    "bones (its fracture network was fitted further on upper-limb images): FracAtlas holds too "
-    "few elbow and shoulder fractures for models of their own. Not "
-    "validated for clinical use. Decision support only: a radiologist must confirm every finding. "
-    "Retrain on MURA v1.1 for real use (see README)."
+    "networks were fine-tuned from ImageNet MobileNet v1 weights (Apache-2.0, weights/NOTICE.md). "
+    "The hand's fracture verdict comes from a hand model (the all-region fracture map fitted "
+    "further on hands); elbows and shoulders share the all-region model: FracAtlas holds too few "
+    "elbow and shoulder fractures for models of their own. Not validated for clinical use. "
+    "Decision support only: a radiologist must confirm every finding. Retrain on MURA v1.1 for "
+    "real use (see README)."
 )
 
 
@@ -112,7 +112,8 @@ def architecture(entry: dict) -> str:
 
 
 def verdict_sentence(heads: dict) -> str:
-    """Which networks each bone's fracture verdict reads (its head plus any heads it adds)."""
+    """Which networks each bone's fracture verdict reads (its head plus any heads it adds), and
+    which model answers for each bone."""
     head = heads[manifest_io.fracture_key(BONES[0])]
     networks = [head["network"], *(heads[key]["network"] for key in head.get("plus_heads", []))]
     copies = head.get("hospital_copies")
@@ -123,12 +124,24 @@ def verdict_sentence(heads: dict) -> str:
         if copies
         else ""
     )
-    if len(networks) == 1:
-        return f"the verdict reads network `{networks[0]}`.{fitted}"
-    return (
-        "the verdict adds the image logits of heads on networks "
-        + " and ".join(f"`{name}`" for name in networks)
-        + f" (one linear head over their pooled features).{fitted}"
+    if len(networks) > 1:
+        return (
+            "the verdict adds the image logits of heads on networks "
+            + " and ".join(f"`{name}`" for name in networks)
+            + f" (one linear head over their pooled features).{fitted}"
+        )
+    pooled = (
+        f" (the log-sum-exp of its cells' logits, r = {head.get('pooling_r', 1.0):g})"
+        if head.get("pooling") == "lse"
+        else ""
+    )
+    models = "; ".join(
+        f"{bone}: {heads[manifest_io.fracture_key(bone)]['answered_by']}"
+        for bone in BONES
+        if heads[manifest_io.fracture_key(bone)].get("answered_by")
+    )
+    return f"the verdict is the image score of network `{networks[0]}`'s fracture map" + (
+        f"{pooled}.{fitted}" + (f" Models: {models}." if models else "")
     )
 
 
@@ -231,6 +244,14 @@ def fracture_training(networks: dict) -> str:
     )
 
 
+def split_regions(split: dict) -> dict:
+    """A split's images per region ({region: {images, positive}}), from either form a network's
+    provenance records: {"images": N, "regions": {...}} or the regions alone."""
+    if "regions" in split:
+        return split["regions"]
+    return {name: count for name, count in split.items() if isinstance(count, dict)}
+
+
 def markdown(raw: dict, report: dict) -> str:
     """The model card as Markdown."""
     networks, heads = raw["networks"], raw["heads"]
@@ -267,17 +288,17 @@ def markdown(raw: dict, report: dict) -> str:
         "| region | " + " | ".join(splits) + " |",
         "|---|" + "---|" * len(splits),
     ]
-    regions = sorted({r for split in splits.values() for r in split.get("regions", {})})
+    regions = sorted({r for split in splits.values() for r in split_regions(split)})
     for region in regions:
         cells = []
         for split in splits.values():
-            count = split.get("regions", {}).get(region, {"images": 0, "positive": 0})
+            count = split_regions(split).get(region, {"images": 0, "positive": 0})
             cells.append(f"{count['images']} ({count['positive']})")
         out.append(f"| {region} | " + " | ".join(cells) + " |")
     out += [
         "",
         "Elbow, hand and shoulder are the app's bones; every other region is an 'Other' example "
-        "for the bone-type head and a fracture example for the shared fracture head.",
+        "for the bone-type head and a fracture example for the all-region fracture model.",
         "",
         "## Training commands",
     ]
@@ -358,7 +379,7 @@ def markdown(raw: dict, report: dict) -> str:
         out.append(f"| {name} | " + " | ".join(str(v) for v in row) + " |")
     out += [
         "",
-        "Plots (ROC curves, confusion matrices, training curves): `docs/evaluation/`.",
+        "Plots (ROC curves, confusion matrices, the boxes' FROC): `docs/evaluation/`.",
         "",
         "## What would close the gap to the targets",
         "- Larger pretrained networks: ResNet50 from ImageNet (`--backbone resnet50 --init "
@@ -366,11 +387,11 @@ def markdown(raw: dict, report: dict) -> str:
         "- More data of the rare groups (elbows, fractured shoulders): MURA v1.1 has about "
         "5,000 elbow and 8,000 shoulder images.",
         "- More fractured elbows and shoulders, and images from other hospitals: the 384-px "
-        f"fracture map ({fracture_training(networks)}) gives the boxes and half of the verdict; "
+        f"fracture map ({fracture_training(networks)}) gives the boxes and the verdict; "
         "its test figures for the three bones rest on 26 fractured images, 2 of them elbows and "
-        "1 a shoulder, and on the stress views (the stand-in for other hospitals) the AUROC over "
-        "all regions is lower than on FracAtlas as stored (docs/evaluation/SELECTION.md, "
-        "stop 19).",
+        "1 a shoulder (which it scores lower than the 10 normal ones), and on the stress views "
+        "(the stand-in for other hospitals) the AUROC over all regions is lower than on "
+        "FracAtlas as stored (docs/evaluation/SELECTION.md, stops 19 and 21).",
         "- More 'other region' examples (wrist, forearm, finger views) for the 'not recognised' "
         "answer.",
     ]
