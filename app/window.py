@@ -37,6 +37,7 @@ from reports.header import is_dicom_file
 
 PREVIEW_HEIGHT = 256
 PREVIEW_MAX_WIDTH = 480
+SIDE_TEXT_MARGIN = 36  # the side panel's label padding (12 + 12) and CTkLabel's own inset
 AUTO = "Auto"  # bone selector: the DICOM tags or the model decide
 NOTE_ON_DARK = "#ffb74d"  # the notes' amber, readable in dark appearance mode
 FILE_TYPES = [
@@ -179,6 +180,14 @@ class FractureApp(ctk.CTk):
         self.note_label = ctk.CTkLabel(
             side, text="", text_color=(AMBER, NOTE_ON_DARK), wraplength=300, justify="left"
         )  # shown in row 9 when there is a note
+        self.side_texts = [
+            self.status_label,
+            self.type_label,
+            self.result_label,
+            self.detail_label,
+            self.note_label,
+        ]
+        side.bind("<Configure>", self._fit_side_texts, add="+")
         self.offer_frame = ctk.CTkFrame(side, fg_color="transparent")  # row 10: no verdict
         ctk.CTkLabel(self.offer_frame, text="Analyse as").grid(row=0, column=0, padx=(0, 6))
         self.offer_buttons = {}
@@ -288,6 +297,15 @@ class FractureApp(ctk.CTk):
     def show_message(self, title: str, message: str) -> None:
         """An information dialog."""
         messagebox.showinfo(title, message, parent=self)
+
+    def _fit_side_texts(self, event: tk.Event) -> None:
+        """Wrap the result texts at the side panel's width, whatever the window's size, so a
+        long note is never cut off at the panel's edges."""
+        scaling = ctk.ScalingTracker.get_widget_scaling(self)
+        width = max(int(event.width / scaling) - SIDE_TEXT_MARGIN, 120)
+        for label in self.side_texts:
+            if label.cget("wraplength") != width:
+                label.configure(wraplength=width)
 
     def show_about(self) -> None:
         """The info window: use, training data, measured accuracy, limits."""

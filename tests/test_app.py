@@ -318,6 +318,28 @@ def test_shipped_weights_in_the_window(display, monkeypatch, sample):
         assert recorder.errors == []
 
 
+def test_long_result_texts_stay_inside_the_side_panel(display, monkeypatch):
+    """The shipped hand model's long note wraps inside the panel, also in a narrower window."""
+    from app.window import DEFAULT_WEIGHTS
+
+    root = Path(__file__).resolve().parent.parent
+    image = sorted((root / "test" / "Hand" / "fractured").glob("*.jpg"))[0]
+    with running_app(display, DEFAULT_WEIGHTS, monkeypatch, open_path=image) as (app, recorder):
+        upload_and_predict(app)
+        assert "the hand model" in app.note_label.cget("text")
+        for size in ("860x560", "700x560", "1200x700"):
+            app.geometry(size)
+            for _ in range(5):
+                app.update()
+            side = app.note_label.master
+            for label in (app.type_label, app.result_label, app.detail_label, app.note_label):
+                if label.winfo_ismapped():
+                    left = label.winfo_x()
+                    assert left >= 0 and left + label.winfo_width() <= side.winfo_width(), size
+                    assert label.winfo_reqwidth() <= label.winfo_width(), size
+        assert recorder.errors == []
+
+
 def click_segment(selector, value: str) -> None:
     """Click one value of a CTkSegmentedButton the way a mouse click does (its button's command)."""
     import customtkinter as ctk
