@@ -18,7 +18,8 @@ USE = (
     "3. Predict (Enter): runs that bone's fracture model. The result says who set the bone type "
     "(you, the DICOM tag or the model) and shows the model's own guess beside yours or the tag's. "
     "When an image is not recognised, the result offers the three bones to analyse it as.\n"
-    "4. Show heatmap: highlights the regions that drove the fracture decision (Grad-CAM).\n"
+    "4. Show heatmap: shows the fracture model's map of where it sees signs of a fracture; "
+    "its verdict is pooled from this map.\n"
     "5. Save Result (Ctrl+S): saves a screenshot of this window as PNG, with who set the bone."
 )
 LIMITS = (
@@ -29,7 +30,8 @@ LIMITS = (
     "models know only those three bones, so choose one only for an X-ray of that bone. An "
     "X-ray stored a quarter or half turn from the usual way is turned back for the fracture "
     "models, and one with reversed grey levels (bone dark) is reversed back; the result says "
-    "so. An unusually dark or noisy exposure still weakens them. In "
+    "so. An unusually dark, noisy or blurred image gets a higher fracture probability than it "
+    "would otherwise (more false alarms). In "
     "MURA-trained models 'positive' means abnormal, which includes fractures but also hardware, "
     "arthritis and other findings."
 )

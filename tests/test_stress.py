@@ -154,6 +154,8 @@ def test_evaluate_reports_fracture_on_the_stress_whole_views(tmp_path, capsys):
     from training.report import evaluate
 
     data = make_fracatlas_tree(tmp_path / "data", n=80)
+    for path in (data / "images").glob("*.jpg"):  # twice the size: zoomed views >= 48 px
+        Image.open(path).resize((128, 128), Image.BILINEAR).save(path)
     weights = make_random_weights(tmp_path / "weights")
     out = tmp_path / "report"
     code = evaluate.main(
@@ -182,6 +184,23 @@ def test_evaluate_reports_fracture_on_the_stress_whole_views(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "Stress version, whole views: fracture AUROC Hand" in printed
     assert "Stress version, tight joint views: " in printed
+    assert "fracture_zoomed_views" not in report["stress"]  # no boxes.csv, no zoomed views
+
+    fractured = [r for r in records if r.label == 1]
+    with (data / "boxes.csv").open("w") as handle:  # FracAtlas' fracture boxes
+        handle.write("image_id,x_min,y_min,x_max,y_max\n")
+        handle.writelines(f"{r.path.name},10,12,30,40\n" for r in fractured)
+    assert evaluate.main(["--data", str(data), "--split", "val", "--weights", str(weights),
+                          "--out", str(tmp_path / "zoomed"), "--stress"]) == 0  # fmt: skip
+    again = json.loads((tmp_path / "zoomed" / "report.json").read_text())["stress"]
+    zoomed = again["fracture_zoomed_views"]["all regions"]["per_image"]
+    assert not [failed for failed in again["failed"] if "_zoomed_" in failed["path"]]
+    assert zoomed["n"] == len(records) and zoomed["positives"] == len(fractured) > 0
+    assert again["fracture_whole_views"] == report["stress"]["fracture_whole_views"]
+    assert again["bone_type"] == report["stress"]["bone_type"]  # zoomed views not counted there
+    assert "Stress version, zoomed views (every fracture box kept): fracture AUROC" in (
+        capsys.readouterr().out
+    )
 
 
 def test_stress_report_gives_bone_type_on_the_tight_joint_views_apart(
@@ -216,3 +235,49 @@ def test_stress_report_gives_bone_type_on_the_tight_joint_views_apart(
     sentence = evaluate.joint_view_sentence(joints)
     assert sentence.startswith("elbows 100.0% best guess, 100.0% recognised and right (4 views)")
     assert "hands" not in sentence
+
+
+def coordinates(height: int = 200, width: int = 160) -> np.ndarray:
+    """An image whose every pixel's value encodes its position (row * width + column)."""
+    return np.arange(height * width, dtype=np.float64).reshape(height, width)
+
+
+def crop_span(crop: np.ndarray, width: int) -> tuple[int, int, int, int]:
+    """(top, left, bottom, right) of a crop of `coordinates`, from its corner values."""
+    top, left = divmod(int(crop[0, 0]), width)
+    return top, left, top + crop.shape[0], left + crop.shape[1]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_zoomed_view_keeps_every_fracture_box_whole(seed):
+    image = coordinates()
+    boxes = [(30.5, 120.0, 60.2, 150.7), (70.0, 100.0, 90.0, 130.0)]
+    crop = stress.zoom_keeping(image, boxes, np.random.default_rng(seed))
+    top, left, bottom, right = crop_span(crop, image.shape[1])
+    assert top <= 100 and left <= 30 and bottom >= 151 and right >= 91  # both boxes inside
+    assert crop.shape[0] <= 0.75 * 200 + 1 and crop.shape[1] <= 0.75 * 160 + 1  # tighter
+    huge = stress.zoom_keeping(image, [(2.0, 3.0, 150.0, 190.0)], np.random.default_rng(seed))
+    assert crop_span(huge, 160)[0] <= 3 and crop_span(huge, 160)[2] >= 190  # as big as the box
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_a_normal_images_zoomed_view_shows_bone(seed):
+    rng = np.random.default_rng(seed)
+    image = np.full((120, 90), 0.05)
+    image[40:60, 10:25] = 0.9  # the only bright part: bone
+    crop = stress.zoom_keeping(image, [], rng)
+    assert crop.max() == 0.9 and crop.shape[0] < 120 and crop.shape[1] < 90
+
+
+def test_zoomed_views_only_with_boxes_and_they_keep_the_label(val_records):
+    plain = stress.build_stress_set(val_records, MARKS, seed=0)
+    assert not any(i.view == "zoomed" for i in plain)
+    boxes = {"IMG0000001.jpg": [(10.0, 20.0, 30.0, 40.0)]}
+    items = stress.build_stress_set(val_records, MARKS, seed=0, boxes=boxes)
+    zoomed = [i for i in items if i.view == "zoomed"]
+    assert [i.record for i in zoomed] == val_records  # one per image, every region
+    assert [i.boxes for i in zoomed] == [(), ((10.0, 20.0, 30.0, 40.0),), (), ()]
+    assert all(stress.keeps_fracture_label(i) for i in zoomed)
+    assert [i for i in items if i.view != "zoomed"] == plain  # the rest as before
+    rendered = stress.render(zoomed[1])
+    assert rendered.shape != read_xray(val_records[1].path).shape

@@ -2,9 +2,10 @@
 
 Built deterministically (fixed seed, one seed per item) from the validation split: tight views of
 the marked elbows and shoulders, and the whole images rotated, bordered, lettered and re-exposed
-(`training.data.augment.acquisition`). It is reported beside the plain validation, and the
-recognition
-threshold is chosen on both, so the threshold is not fitted to FracAtlas' framing alone.
+(`training.data.augment.acquisition`); with the fracture boxes, also one zoomed view of each image
+that keeps every fracture box whole (other hospitals frame tighter than FracAtlas). It is reported
+beside the plain validation, and the recognition threshold is chosen on both, so the threshold is
+not fitted to FracAtlas' framing alone.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from training.data.datasets import Record
 WHOLE_VARIANTS_PER_BONE_IMAGE = 2
 VARIANTS_PER_JOINT = 2
 LOWER_LIMB_CROP = 0.5  # smallest side fraction when zooming into an image of region `other`
+ZOOM_SIDE = (0.45, 0.75)  # a zoomed view's sides, as fractions of the image's
+BONE_QUANTILE = 0.75  # a normal image's zoomed view holds a pixel brighter than this share (bone)
 
 
 @dataclass(frozen=True)
@@ -34,9 +37,10 @@ class StressItem:
 
     record: Record
     bone: str
-    view: str  # "joint" (tight view of `mark`) or "whole"
+    view: str  # "joint" (tight view of `mark`), "whole" or "zoomed" (holding every box)
     mark: JointMark | None
     seed: int
+    boxes: tuple[tuple[float, float, float, float], ...] = ()  # fracture boxes, source pixels
 
     @property
     def name(self) -> str:
@@ -52,13 +56,17 @@ def item_seed(seed: int, image_id: str, view: str, index: int) -> int:
 
 
 def build_stress_set(
-    records: Sequence[Record], marks: dict[str, list[JointMark]], seed: int = 0
+    records: Sequence[Record],
+    marks: dict[str, list[JointMark]],
+    seed: int = 0,
+    boxes: dict[str, list[tuple[float, float, float, float]]] | None = None,
 ) -> list[StressItem]:
     """The stress items for `records` (the validation split), in record order.
 
     Each marked joint gives `VARIANTS_PER_JOINT` tight joint views (truth = the joint's bone);
     each Elbow/Hand/Shoulder image gives `WHOLE_VARIANTS_PER_BONE_IMAGE` whole-image variants and
-    every other image one (truth = its own class).
+    every other image one (truth = its own class). With `boxes` (image id -> fracture boxes),
+    each image also gives one zoomed view that keeps every fracture box whole.
     """
     items: list[StressItem] = []
     for record in records:
@@ -71,6 +79,10 @@ def build_stress_set(
         for v in range(copies):
             s = item_seed(seed, image_id, "whole", v)
             items.append(StressItem(record, record.bone, "whole", None, s))
+        if boxes is not None:
+            s = item_seed(seed, image_id, "zoomed", 0)
+            kept = tuple(tuple(box) for box in boxes.get(image_id, []))
+            items.append(StressItem(record, record.bone, "zoomed", None, s, kept))
     return items
 
 
@@ -80,16 +92,45 @@ def render(item: StressItem, image: np.ndarray | None = None) -> np.ndarray:
     image = read_xray(item.record.path) if image is None else image
     if item.view == "joint":
         image = joint_crop(image, item.mark, rng)
+    elif item.view == "zoomed":
+        image = zoom_keeping(image, item.boxes, rng)
     elif item.record.region == "other":
         image = random_crop(image, rng, LOWER_LIMB_CROP)
     return acquisition(image, rng, strength=1.0)
 
 
+def zoom_keeping(
+    image: np.ndarray, boxes: Sequence[Sequence[float]], rng: np.random.Generator
+) -> np.ndarray:
+    """A tight view (each side a `ZOOM_SIDE` fraction of the image's, or more where the boxes
+    need it) that holds every fracture box whole. Without boxes it holds a random pixel brighter
+    than three quarters of the image, so that a normal image's view shows bone, as a fractured
+    one's does."""
+    height, width = image.shape
+    if boxes:
+        x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+        x1, y1 = max(b[2] for b in boxes), max(b[3] for b in boxes)
+    else:
+        level = np.quantile(image, BONE_QUANTILE)
+        ys, xs = np.nonzero(image > level) if (image > level).any() else np.nonzero(image >= level)
+        pick = int(rng.integers(len(ys)))
+        x0 = x1 = float(xs[pick])
+        y0 = y1 = float(ys[pick])
+    spans = []
+    for side, low, high in ((height, y0, y1), (width, x0, x1)):
+        low, high = int(np.clip(np.floor(low), 0, side - 1)), int(np.clip(np.ceil(high), 1, side))
+        size = min(side, max(int(round(side * rng.uniform(*ZOOM_SIDE))), high - low))
+        first = int(rng.integers(max(0, high - size), min(low, side - size) + 1))
+        spans.append(slice(first, first + size))
+    return image[spans[0], spans[1]].copy()
+
+
 def keeps_fracture_label(item: StressItem) -> bool:
-    """Whether the item still shows everything its source image showed, so the image's fracture
-    label holds: whole views, except the zoomed-in views of lower-limb (`other`) images. A tight
-    joint view may cut the fracture out."""
-    return item.view == "whole" and item.record.region != "other"
+    """Whether the item still shows every fracture its source image showed, so the image's
+    fracture label holds: whole views, except the zoomed-in views of lower-limb (`other`)
+    images, and the zoomed views made to keep every fracture box. A tight joint view may cut the
+    fracture out."""
+    return item.view == "zoomed" or (item.view == "whole" and item.record.region != "other")
 
 
 def write_stress_set(items: Sequence[StressItem], out_dir: Path) -> list[Record]:

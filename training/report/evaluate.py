@@ -216,27 +216,40 @@ def summary_lines(report: dict) -> list[str]:
 
 def stress_report(records: list[Record], weights_dir, out: Path, seed: int = 0) -> dict:
     """Bone-type figures on the stress version of `records` (`training.data.stress`: tight joint
-    views, rotations, borders, letters, exposure), rendered as PNGs into `out/stress_images`, and
-    fracture figures on its whole views (where the image's fracture label still holds)."""
+    views, rotations, borders, letters, exposure), rendered as PNGs into `out/stress_images`;
+    fracture figures on its whole views (where the image's fracture label still holds) and, when
+    the data has fracture boxes, on zoomed views that keep every box."""
     from training.data import augment, stress
+    from training.data.fracture_data import load_boxes
 
-    items = stress.build_stress_set(records, augment.load_joint_marks(), seed)
+    folder = Path(records[0].path).parent.parent if records else Path()
+    boxes = load_boxes(folder) if (folder / "boxes.csv").is_file() else None
+    items = stress.build_stress_set(records, augment.load_joint_marks(), seed, boxes)
     stressed = stress.write_stress_set(items, out / "stress_images")
     rows, failures = predict_all(stressed, weights_dir)
-    whole = {
-        s.path for s, item in zip(stressed, items, strict=True) if stress.keeps_fracture_label(item)
-    }
-    joints = {s.path for s, item in zip(stressed, items, strict=True) if item.view == "joint"}
-    groups = fracture_groups([(r, p) for r, p in rows if r.path in whole])
-    return {
+    views = {s.path: item for s, item in zip(stressed, items, strict=True)}
+
+    def fracture_on(view: str) -> dict:
+        kept = [
+            (r, p)
+            for r, p in rows
+            if views[r.path].view == view and stress.keeps_fracture_label(views[r.path])
+        ]
+        return {name: fracture_report(group, seed) for name, group in fracture_groups(kept).items()}
+
+    framed = [(r, p) for r, p in rows if views[r.path].view != "zoomed"]
+    report = {
         "images": len(stressed),
         "failed": failures,
-        "bone_type": bone_type_report(rows),
-        "bone_type_joint_views": bone_type_report([(r, p) for r, p in rows if r.path in joints]),
-        "fracture_whole_views": {
-            name: fracture_report(members, seed) for name, members in groups.items()
-        },
+        "bone_type": bone_type_report(framed),
+        "bone_type_joint_views": bone_type_report(
+            [(r, p) for r, p in rows if views[r.path].view == "joint"]
+        ),
+        "fracture_whole_views": fracture_on("whole"),
     }
+    if boxes is not None:
+        report["fracture_zoomed_views"] = fracture_on("zoomed")
+    return report
 
 
 def joint_view_sentence(bone: dict) -> str:
@@ -309,6 +322,9 @@ def main(argv: list[str] | None = None) -> int:
         print("Stress version, tight joint views: " + joints)
         whole = report["stress"]["fracture_whole_views"]
         print("Stress version, whole views: " + fracture_sentence(whole))
+        if "fracture_zoomed_views" in report["stress"]:
+            zoomed = fracture_sentence(report["stress"]["fracture_zoomed_views"])
+            print("Stress version, zoomed views (every fracture box kept): " + zoomed)
     print(f"Report: {path}")
     if report["failed"]:
         print(f"{len(report['failed'])} images could not be read", file=sys.stderr)

@@ -331,6 +331,12 @@ def markdown(raw: dict, report: dict) -> str:
         if report["stress"].get("fracture_whole_views"):
             whole = fracture_sentence(report["stress"]["fracture_whole_views"])
             out.append(f"- Stress version, whole views (turned, re-exposed, framed): {whole}")
+        if report["stress"].get("fracture_zoomed_views"):
+            zoomed = fracture_sentence(report["stress"]["fracture_zoomed_views"])
+            out.append(
+                "- Stress version, zoomed views (tighter framing, every fracture box kept, "
+                f"then turned, re-exposed, framed): {zoomed}"
+            )
     for name, part in report.get("localisation", {}).items():
         out.append(
             f"- Fracture boxes, {name}: the top box hits a true box on "
