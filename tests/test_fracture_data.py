@@ -187,3 +187,26 @@ def test_whole_angle_turns_the_sampled_whole_images(tmp_path):
     images, masks, rows = fd.CropSampler(cache, range(len(records)), settings, seed=0).whole(2)
     assert not np.array_equal(images[0, :, :, 0], cache.images[rows[0]])
     assert masks[0].any()  # the fracture's cells survive the turn
+
+
+def test_zoomed_whole_images_are_magnified_and_keep_the_whole_fracture(tmp_path):
+    data = write_fracatlas(tmp_path / "atlas")
+    records, _ = load_fracatlas(data, regions_csv=None)
+    cache = fd.build_cache(records, data, tmp_path / "cache", size=64)
+    rows = list(range(len(records)))
+    fractured = next(i for i in rows if cache.meta[i]["label"])
+    image, mask = np.asarray(cache.images[fractured]), cache.mask(fractured)
+    settings = fd.CropSettings(crop=32, flips=False, exposure=False, zoom_in=2.0)
+    sampler = fd.CropSampler(cache, rows, settings, seed=0)
+    magnified = 0
+    for _ in range(40):
+        zoomed, zoomed_mask = sampler.zoom_whole(fractured, image, mask)
+        assert zoomed.shape == image.shape
+        ratio = (zoomed_mask > 0).sum() / (mask > 0).sum()
+        assert ratio >= 0.9  # never cut: the fracture's area only grows, by the zoom squared
+        magnified += ratio > 1.2
+    assert 8 < magnified < 32  # about half the views are magnified
+    unzoomed = fd.CropSampler(cache, rows, fd.CropSettings(crop=32), seed=0)
+    assert all(unzoomed.magnification() == 1.0 for _ in range(20))
+    magnifications = [sampler.magnification() for _ in range(400)]
+    assert min(magnifications) == 1.0 and 1.5 < max(magnifications) <= 2.0

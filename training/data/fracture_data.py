@@ -208,6 +208,7 @@ class CropSettings:
     bone_share: float = 0.7  # share of the other crops centred on bright (bone) pixels
     hospital: float = 0.0  # strength of other hospitals' changes (`other_hospital`), 0 = none
     whole_angle: float = 0.0  # whole images turned by up to this many degrees (0 = upright)
+    zoom_in: float = 1.0  # half the crops and whole images magnified by up to this (1 = never)
 
 
 class CropSampler:
@@ -245,7 +246,7 @@ class CropSampler:
             index = int(self.rng.choice(self.indices, p=self.weights))
             cx, cy = self.elsewhere(index)
         angle = self.rng.uniform(-s.max_angle, s.max_angle)
-        zoom = math.exp(self.rng.uniform(-s.scale_jitter, s.scale_jitter))
+        zoom = math.exp(self.rng.uniform(-s.scale_jitter, s.scale_jitter)) * self.magnification()
         image = warp(self.cache.images[index], cx, cy, angle, zoom, s.crop, Image.BILINEAR)
         mask = warp(self.cache.mask(index), cx, cy, angle, zoom, s.crop, Image.NEAREST)
         if s.flips and self.rng.random() < 0.5:
@@ -258,6 +259,35 @@ class CropSampler:
         if s.hospital:
             pixels, mask = other_hospital(pixels, mask, self.rng, s.hospital)
         return pixels, cell_mask(np.ascontiguousarray(mask), s.stride), index
+
+    def magnification(self) -> float:
+        """1, or for half the views when `zoom_in` > 1 a log-uniform magnification up to it:
+        other hospitals frame tighter than FracAtlas, so bones and fractures look larger."""
+        if self.settings.zoom_in <= 1 or self.rng.random() < 0.5:
+            return 1.0
+        return math.exp(self.rng.uniform(0.0, math.log(self.settings.zoom_in)))
+
+    def zoom_whole(self, index: int, image: np.ndarray, mask: np.ndarray) -> tuple:
+        """A whole image and its mask magnified (`magnification`) about a centre that keeps every
+        fracture cell of the mask in view (a bone pixel for a normal image), as a tighter-framed
+        image would reach the network."""
+        zoom = self.magnification()
+        if zoom == 1.0:
+            return image, mask
+        size = image.shape[0]
+        ys, xs = np.nonzero(mask)
+        if ys.size:
+            span = max(xs.max() - xs.min(), ys.max() - ys.min()) + 1
+            zoom = min(zoom, size / span)
+            half = size / zoom / 2
+            cx = self.rng.uniform(xs.max() + 1 - half, xs.min() + half)
+            cy = self.rng.uniform(ys.max() + 1 - half, ys.min() + half)
+        else:
+            cx, cy = self.elsewhere(index)
+        return (
+            warp(image, cx, cy, 0.0, zoom, size, Image.BILINEAR),
+            warp(mask, cx, cy, 0.0, zoom, size, Image.NEAREST),
+        )
 
     def elsewhere(self, index: int) -> tuple[float, float]:
         """A crop centre for a crop not chosen for its fracture: with probability `bone_share` on
@@ -299,6 +329,7 @@ class CropSampler:
             else:
                 index = int(self.rng.choice(self.indices, p=self.weights))
             image, mask = np.asarray(self.cache.images[index]), self.cache.mask(index)
+            image, mask = self.zoom_whole(index, image, mask)
             if self.settings.whole_angle:
                 image, mask = turn_whole(image, mask, self.rng, self.settings.whole_angle)
             if self.settings.flips and self.rng.random() < 0.5:

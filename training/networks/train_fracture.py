@@ -343,6 +343,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--whole-angle", type=float, default=0.0,
         help="whole-image steps turn the image by up to this many degrees",
     )  # fmt: skip
+    parser.add_argument(
+        "--zoom-in", type=float, default=1.0,
+        help="magnify half the crops and whole images by up to this (tighter framing)",
+    )  # fmt: skip
     parser.add_argument("--whole-every", type=int, default=3, help="whole-image step every N")
     parser.add_argument("--whole-batch", type=int, default=2, help="whole images per such step")
     parser.add_argument("--delta-l2", type=float, default=1e-2)
@@ -428,6 +432,7 @@ def main(argv: list[str] | None = None) -> int:
             stride=trunk_stride(args.backbone, args.layer),
             hospital=args.hospital,
             whole_angle=args.whole_angle,
+            zoom_in=args.zoom_in,
             upper_limb_weight=args.upper_limb_weight,
         ),
         seed=args.seed,
