@@ -165,7 +165,7 @@ class FractureApp(ctk.CTk):
         self.boxes_switch.select()  # fracture boxes are part of the result unless switched off
         self.boxes_switch.grid(row=0, column=1, sticky="w")
         self.progress = ctk.CTkProgressBar(side, mode="indeterminate")
-        self.status_label = ctk.CTkLabel(side, text="", wraplength=300)
+        self.status_label = ctk.CTkLabel(side, text="", wraplength=300, justify="left")
         self.status_label.grid(row=5, column=0, padx=12, pady=2, sticky="w")
         self.type_label = ctk.CTkLabel(
             side, text="", font=ctk.CTkFont(size=16), wraplength=300, justify="left"

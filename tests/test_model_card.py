@@ -59,6 +59,9 @@ def test_a_network_line_gives_both_runs_minutes_and_the_variants_run_times():
     }  # fmt: skip
     line = network_line("fracture", entry, {"fracture_hand": {"network": "fracture"}})
     assert "trained in 90.3 + 7.0 min." in line and "trained ?" not in line
+    went_on = {**entry, "provenance": {"backbone": "mobilenet_v1", "training_minutes": 45.3,
+                                       "started_from": entry["provenance"]}}  # fmt: skip
+    assert "trained in 90.3 + 7.0 + 45.3 min." in network_line("fracture", went_on, {})
     assert "one run 39.3 ms against 28.7 ms in float32" in line
     entry["provenance"] = {"date": "2026-12-07T01:26:00Z", "machine": "x86_64, 2 CPU cores",
                            "training_minutes": 55.3}  # fmt: skip

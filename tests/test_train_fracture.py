@@ -122,6 +122,13 @@ def test_model_card_says_how_long_the_fracture_run_trained(tmp_path):
     sentence = fracture_training({"fracture": {"provenance": went_on}})
     assert "trained 90.3 min" in sentence and "(run first, 31 epochs)" in sentence
     assert "for 21.7 min more" in sentence and "7.0 min into that second run, epoch 2" in sentence
+    # a run that went on from a run that went on from another: every step is named and timed
+    second = {"run": "second", "epoch": 2, "training_minutes": 7.0, "started_from": parent}
+    third = {"training_minutes": 45.3, "run_minutes": 45.3, "epoch": 18, "started_from": second}
+    sentence = fracture_training({"fracture": {"provenance": third}})
+    assert "trained 90.3 min" in sentence and "(run first, 31 epochs)" in sentence
+    assert "then 7.0 min more from its checkpoint (run second, epoch 2)" in sentence
+    assert "for 45.3 min more" in sentence and "45.3 min into that last run, epoch 18" in sentence
 
 
 def test_model_card_names_the_checkpoints_an_averaged_network_is_the_mean_of():

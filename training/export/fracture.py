@@ -46,7 +46,8 @@ def saved_at(path: Path) -> str:
 
 def started_from(state: dict) -> dict | None:
     """The run a `--start-from` run continued: its checkpoint, and (when the file is still there)
-    its run folder, epoch, training minutes and command. None for a run that did not."""
+    its run folder, epoch, training minutes, command and the run it continued in turn. None for
+    a run that did not."""
     start = state.get("start_from")
     if not start:
         return None
@@ -60,7 +61,17 @@ def started_from(state: dict) -> dict | None:
         "epoch": parent.get("epoch"),
         "training_minutes": round(parent.get("minutes", 0.0), 1),
         "command": parent.get("command"),
+        "started_from": started_from(parent),
     }
+
+
+def ancestry(parent: dict | None) -> list[dict]:
+    """The runs a run went on from (`started_from`, its own `started_from`, ...), oldest first."""
+    chain = []
+    while parent:
+        chain.insert(0, parent)
+        parent = parent.get("started_from")
+    return chain
 
 
 def answered_by(bone: str, own_model: bool) -> str:
@@ -140,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             filter(
                 None,
                 [
-                    (parent or {}).get("command"),
+                    *(ancestor.get("command") for ancestor in ancestry(parent)),
                     state.get("command"),
                     state.get("averaged_by"),
                     "python -m training.export.fracture "

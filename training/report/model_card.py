@@ -11,6 +11,7 @@ from pathlib import Path
 
 from core import manifest as manifest_io
 from core.models import BONES
+from training.export.fracture import ancestry
 from training.export.litert import network_backbone
 from training.report.evaluate import bone_type_sentence, fracture_sentence, joint_view_sentence
 
@@ -82,9 +83,13 @@ def network_line(name: str, entry: dict, heads: dict) -> str:
     runs = averaged_runs(info)
     if runs:  # the mean of checkpoints of runs that trained side by side
         minutes = " + ".join(str(run["minutes"]) for run in runs)
-    parent = info.get("started_from") or {}
-    if parent.get("training_minutes") is not None:  # went on from another run's checkpoint
-        minutes = f"{parent['training_minutes']} + {minutes}"
+    earlier = [  # went on from other runs' checkpoints: their minutes first
+        str(run["training_minutes"])
+        for run in ancestry(info.get("started_from"))
+        if run.get("training_minutes") is not None
+    ]
+    if earlier:
+        minutes = " + ".join([*earlier, str(minutes)])
     return (
         f"- Network `{name}` ({users}): {architecture(entry)}, cut at "
         f"`{entry.get('cut', '?')}`; input {entry['input_size']} px; feature map "
@@ -232,11 +237,18 @@ def fracture_training(networks: dict) -> str:
             f"from that run's checkpoint; the weights kept are {averaged_words(runs)}"
         )
     if parent and parent.get("training_minutes") is not None:
+        first, *later = ancestry(parent)
+        steps = "".join(
+            f", then {run['training_minutes']} min more from its checkpoint (run {run.get('run')}, "
+            f"epoch {run.get('epoch')})"
+            for run in later
+        )
+        which = "that second run" if not later else "that last run"
         return (
-            f"it trained {parent['training_minutes']} min on one thread of a shared CPU "
-            f"(run {parent.get('run')}, {parent.get('epoch')} epochs), then went on from that "
-            f"run's checkpoint for {total} min more; the weights kept are from {kept} min into "
-            f"that second run{epoch}"
+            f"it trained {first['training_minutes']} min on one thread of a shared CPU "
+            f"(run {first.get('run')}, {first.get('epoch')} epochs){steps}, then went on from "
+            f"that run's checkpoint for {total} min more; the weights kept are from {kept} min "
+            f"into {which}{epoch}"
         )
     return (
         f"it trained {total} min on one thread of a shared CPU; the weights kept are from "
@@ -395,9 +407,9 @@ def markdown(raw: dict, report: dict) -> str:
         "- More fractured elbows and shoulders, and images from other hospitals: the 384-px "
         f"fracture map ({fracture_training(networks)}) gives the boxes and the verdict; "
         "its test figures for the three bones rest on 26 fractured images, 2 of them elbows and "
-        "1 a shoulder (which it scores lower than the 10 normal ones), and on the stress views "
-        "(the stand-in for other hospitals) the AUROC over all regions is lower than on "
-        "FracAtlas as stored (docs/evaluation/SELECTION.md, stops 19 and 21).",
+        "1 a shoulder, and on the stress views (the stand-in for other hospitals) the AUROC over "
+        "all regions is lower than on FracAtlas as stored (docs/evaluation/SELECTION.md, stops "
+        "19 and 21).",
         "- More 'other region' examples (wrist, forearm, finger views) for the 'not recognised' "
         "answer.",
     ]
