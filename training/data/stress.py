@@ -112,7 +112,8 @@ def zoom_keeping(
         x1, y1 = max(b[2] for b in boxes), max(b[3] for b in boxes)
     else:
         level = np.quantile(image, BONE_QUANTILE)
-        ys, xs = np.nonzero(image > level) if (image > level).any() else np.nonzero(image >= level)
+        brighter = image > level
+        ys, xs = np.nonzero(brighter if brighter.any() else image >= level)
         pick = int(rng.integers(len(ys)))
         x0 = x1 = float(xs[pick])
         y0 = y1 = float(ys[pick])

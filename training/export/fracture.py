@@ -129,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     heads.build(trunk.output_shape)
     load_state(args.run / "best.npz", trunk, heads)
     parent = started_from(state)
+    export_command = "python -m training.export.fracture " + " ".join(
+        sys.argv[1:] if argv is None else argv
+    )
     size = cache.images.shape[1]
     model = fixed_size_trunk(trunk, size, layer, backbone)
     splits, _ = datasets.load_splits("fracatlas", args.data)
@@ -154,8 +157,7 @@ def main(argv: list[str] | None = None) -> int:
                     *(ancestor.get("command") for ancestor in ancestry(parent)),
                     state.get("command"),
                     state.get("averaged_by"),
-                    "python -m training.export.fracture "
-                    + " ".join(sys.argv[1:] if argv is None else argv),
+                    export_command,
                 ],
             )
         ),
@@ -165,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         "data": f"{provenance['data']} (trained with the network); pooling, thresholds and each "
         "bone's column chosen on the val split by training.report.fracture_report",
         "run": args.run.name,
-        "command": provenance["command"].split("; ")[-1],
+        "command": export_command,
     }
     kernel, bias = np.asarray(heads.kernels()[0]), np.asarray(heads.kernels()[1])
     for bone in BONES:

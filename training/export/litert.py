@@ -443,9 +443,7 @@ def merge(weights: Path, other: Path) -> None:
             (weights / target["heads"].pop(key)["file"]).unlink(missing_ok=True)
     for section in ("networks", "heads"):
         for name, entry in source[section].items():
-            files = {entry["file"], entry.get("keras_weights", {}).get("file")}
-            files |= {variant["file"] for variant in entry.get("variants", {}).values()}
-            for file in files - {None}:
+            for file in entry_files(entry):
                 if (other / file).is_file():
                     shutil.copy2(other / file, weights / file)
             target[section][name] = entry
@@ -457,6 +455,13 @@ def merge(weights: Path, other: Path) -> None:
     print(
         f"Merged {len(source['networks'])} network(s), {len(source['heads'])} head(s) from {other}"
     )
+
+
+def entry_files(entry: dict) -> set[str]:
+    """Every file a manifest entry names: the one loaded, its variants and its Keras weights."""
+    files = {entry["file"], entry.get("keras_weights", {}).get("file")}
+    files |= {variant["file"] for variant in entry.get("variants", {}).values()}
+    return files - {None}
 
 
 def locate_with_maps(weights: Path) -> None:
@@ -480,14 +485,17 @@ def prune(weights: Path, networks: bool = True) -> list[str]:
     files = {raw["heads"].pop(key)["file"] for key in dropped}
     read = {head["network"] for head in raw["heads"].values()}
     for name in [n for n in raw["networks"] if networks and n not in read]:
-        entry = raw["networks"].pop(name)
-        files |= {entry["file"], entry.get("keras_weights", {}).get("file")}
-        files |= {variant["file"] for variant in entry.get("variants", {}).values()}
+        files |= entry_files(raw["networks"].pop(name))
         dropped.append(name)
-    kept = json.dumps(raw)
-    for file in files - {None}:
+    kept = {
+        f
+        for section in ("networks", "heads")
+        for e in raw[section].values()
+        for f in entry_files(e)
+    }
+    for file in files - kept:
         path = weights / file
-        if path.parent.resolve() == weights.resolve() and f'"{file}"' not in kept:
+        if path.parent.resolve() == weights.resolve():
             path.unlink(missing_ok=True)
     manifest_io.write_raw(weights, raw)
     return dropped

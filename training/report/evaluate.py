@@ -220,10 +220,13 @@ def stress_report(records: list[Record], weights_dir, out: Path, seed: int = 0) 
     fracture figures on its whole views (where the image's fracture label still holds) and, when
     the data has fracture boxes, on zoomed views that keep every box."""
     from training.data import augment, stress
-    from training.data.fracture_data import load_boxes
 
-    folder = Path(records[0].path).parent.parent if records else Path()
-    boxes = load_boxes(folder) if (folder / "boxes.csv").is_file() else None
+    truths = localisation.truth_boxes(records)
+    boxes = (
+        None
+        if truths is None
+        else {Path(r.path).name: t for r, t in zip(records, truths, strict=True)}
+    )
     items = stress.build_stress_set(records, augment.load_joint_marks(), seed, boxes)
     stressed = stress.write_stress_set(items, out / "stress_images")
     rows, failures = predict_all(stressed, weights_dir)
